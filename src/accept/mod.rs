@@ -1,0 +1,287 @@
+//! Accept: the only door. Every ingress (HTTP, SQS, SNS) hands its notifications to
+//! [`Acceptor::accept`], which validates (already done by [`message`]), de-duplicates on the
+//! idempotency key, and commits the delivery rows — and for in-app notifications due now, the
+//! inbox rows — in one transaction. Only after that commit may an ingress acknowledge (e.g.
+//! delete an SQS message). A message that is not a notification is stored as `rejected` with
+//! its raw body and the reason when its ingress cannot answer the sender (SQS, SNS).
+
+pub mod message;
+
+use std::collections::HashMap;
+
+use sqlx::Acquire;
+
+pub use message::{ContractError, FieldError, Notification, NotificationType, Validated};
+
+use crate::store::{self, DeliveryStatus, NewDelivery, NewInbox, Store, StoreError, StoreResult};
+
+/// Which ingress a message came through (stored in `deliveries.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Http,
+    Sqs,
+    Sns,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Http => "http",
+            Source::Sqs => "sqs",
+            Source::Sns => "sns",
+        }
+    }
+}
+
+/// One message handed to the accept path.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// A valid notification.
+    Valid(Validated),
+    /// A message that is not a valid notification, kept for the dead-letter view.
+    Rejected {
+        raw: String,
+        reason: String,
+        /// Deduplicates redeliveries of the same bad message (e.g. `sqs:<MessageId>`).
+        idempotency_key: Option<String>,
+    },
+}
+
+impl Entry {
+    fn key(&self) -> Option<&str> {
+        match self {
+            Entry::Valid(v) => v.notification.idempotency_key(),
+            Entry::Rejected {
+                idempotency_key, ..
+            } => idempotency_key.as_deref(),
+        }
+    }
+}
+
+/// What became of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub id: String,
+    pub status: String,
+    /// True when the idempotency key was seen before: nothing new was created.
+    pub duplicate: bool,
+}
+
+/// The accept path, bound to a store.
+#[derive(Clone)]
+pub struct Acceptor {
+    store: Store,
+}
+
+/// The rows one entry turns into.
+struct Planned {
+    delivery: NewDelivery,
+    inbox: Option<NewInbox>,
+}
+
+impl Acceptor {
+    pub fn new(store: Store) -> Self {
+        Acceptor { store }
+    }
+
+    /// Accepts one entry.
+    pub async fn accept_one(&self, source: Source, entry: Entry) -> StoreResult<Outcome> {
+        let mut out = self.accept(source, vec![entry]).await?;
+        Ok(out.pop().expect("one outcome per entry"))
+    }
+
+    /// Accepts a batch: one outcome per entry, in order. The new rows are committed in one
+    /// transaction with multi-row inserts; an entry whose key exists (before, or earlier in
+    /// this batch) is a duplicate. If another writer races us on a key, the batch falls back
+    /// to one transaction per entry, so the winner's row is reported as the duplicate's id.
+    pub async fn accept(&self, source: Source, entries: Vec<Entry>) -> StoreResult<Vec<Outcome>> {
+        let now = store::now_ms();
+        let keys: Vec<&str> = entries.iter().filter_map(Entry::key).collect();
+        let mut known: HashMap<String, (String, String)> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.find_by_keys(&keys).await?
+        };
+
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut planned = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            if let Some(key) = entry.key()
+                && let Some((id, status)) = known.get(key)
+            {
+                outcomes.push(Outcome {
+                    id: id.clone(),
+                    status: status.clone(),
+                    duplicate: true,
+                });
+                continue;
+            }
+            let plan = plan(source, entry, now);
+            if let Some(key) = entry.key() {
+                known.insert(
+                    key.to_string(),
+                    (
+                        plan.delivery.id.clone(),
+                        plan.delivery.status.as_str().to_string(),
+                    ),
+                );
+            }
+            outcomes.push(Outcome {
+                id: plan.delivery.id.clone(),
+                status: plan.delivery.status.as_str().to_string(),
+                duplicate: false,
+            });
+            planned.push(plan);
+        }
+        if planned.is_empty() {
+            return Ok(outcomes);
+        }
+        match self.commit(&planned).await {
+            Ok(()) => Ok(outcomes),
+            Err(e) if e.is_unique_violation() => self.accept_each(source, entries, now).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the planned rows in one transaction.
+    async fn commit(&self, planned: &[Planned]) -> StoreResult<()> {
+        let deliveries: Vec<NewDelivery> = planned.iter().map(|p| p.delivery.clone()).collect();
+        let inbox: Vec<NewInbox> = planned.iter().filter_map(|p| p.inbox.clone()).collect();
+        let mut conn = self.store.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        store::insert_deliveries(&mut tx, &deliveries).await?;
+        if !inbox.is_empty() {
+            store::insert_inbox(&mut tx, &inbox).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The slow path after a key race: each entry in its own transaction.
+    async fn accept_each(
+        &self,
+        source: Source,
+        entries: Vec<Entry>,
+        now: i64,
+    ) -> StoreResult<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            outcomes.push(self.accept_single(source, entry, now).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn accept_single(&self, source: Source, entry: &Entry, now: i64) -> StoreResult<Outcome> {
+        // Two rounds: if the key's holder rolled back between our insert and our lookup,
+        // the second insert succeeds.
+        for _ in 0..2 {
+            if let Some(key) = entry.key()
+                && let Some((id, status)) = self.store.find_by_keys(&[key]).await?.remove(key)
+            {
+                return Ok(Outcome {
+                    id,
+                    status,
+                    duplicate: true,
+                });
+            }
+            let plan = plan(source, entry, now);
+            match self.commit(std::slice::from_ref(&plan)).await {
+                Ok(()) => {
+                    return Ok(Outcome {
+                        id: plan.delivery.id,
+                        status: plan.delivery.status.as_str().to_string(),
+                        duplicate: false,
+                    });
+                }
+                Err(e) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Db(sqlx::Error::Protocol(
+            "idempotency key kept conflicting; try again".into(),
+        )))
+    }
+}
+
+/// Decides the rows for one entry.
+fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
+    let id = store::new_id();
+    match entry {
+        Entry::Rejected {
+            raw,
+            reason,
+            idempotency_key,
+        } => Planned {
+            delivery: NewDelivery {
+                id,
+                idempotency_key: idempotency_key.clone(),
+                notification_type: sniff_type(raw),
+                source: source.as_str(),
+                payload: raw.clone(),
+                status: DeliveryStatus::Rejected,
+                next_attempt_at: None,
+                last_error: Some(reason.clone()),
+                now,
+            },
+            inbox: None,
+        },
+        Entry::Valid(v) => {
+            let due = v.deliver_at_ms.is_none_or(|t| t <= now);
+            let mut inbox = None;
+            let status = match &v.notification {
+                Notification::AppNotification(n) if due => {
+                    inbox = Some(inbox_row(&id, n, now));
+                    DeliveryStatus::Delivered
+                }
+                _ => DeliveryStatus::Pending,
+            };
+            let next_attempt_at = match status {
+                DeliveryStatus::Pending => Some(v.deliver_at_ms.unwrap_or(now).max(now)),
+                _ => None,
+            };
+            Planned {
+                delivery: NewDelivery {
+                    id,
+                    idempotency_key: v.notification.idempotency_key().map(str::to_string),
+                    notification_type: v.notification.kind().as_str().to_string(),
+                    source: source.as_str(),
+                    payload: v.notification.to_json(),
+                    status,
+                    next_attempt_at,
+                    last_error: None,
+                    now,
+                },
+                inbox,
+            }
+        }
+    }
+}
+
+/// The inbox row for an in-app notification (used at accept time and by the dispatcher
+/// when a scheduled one comes due).
+pub fn inbox_row(delivery_id: &str, n: &message::AppNotification, now: i64) -> NewInbox {
+    NewInbox {
+        id: store::new_id(),
+        delivery_id: delivery_id.to_string(),
+        user_id: n.user_id.clone(),
+        category: n.category.clone(),
+        title: n.title.clone(),
+        body: n.body.clone(),
+        link: n.link.clone(),
+        data: n.data.as_ref().map(|d| d.to_string()),
+        created_at: now,
+    }
+}
+
+/// The `notificationType` of a rejected body when it names a known one, else `UNKNOWN`.
+fn sniff_type(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| {
+            v.get("notificationType")?
+                .as_str()
+                .and_then(NotificationType::parse)
+        })
+        .map_or("UNKNOWN", NotificationType::as_str)
+        .to_string()
+}

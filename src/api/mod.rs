@@ -1,0 +1,175 @@
+//! The HTTP surface: routes and their OpenAPI document in one place (utoipa-axum's
+//! `OpenApiRouter` + `routes!`, so a route cannot exist without its docs), the bearer-token
+//! check on `/v1`, Swagger UI at `/docs`, the document at `/openapi.json`, and health.
+
+pub mod deliveries;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod inbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::accept::Acceptor;
+use crate::config::Config;
+use crate::ingress;
+use crate::store::Store;
+use error::ApiError;
+use extract::BodyLimit;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub acceptor: Acceptor,
+    pub config: Arc<Config>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "allim",
+        description = "allim (알림) accepts notifications over HTTP, SQS and SNS, stores every one, and delivers \
+it to the in-app inbox, push (FCM), SMS (Naver Cloud SENS) or Slack.\n\n\
+Errors always have the shape `{\"error\": code, \"field\": json-path?, \"message\": text}`.\n\n\
+When `ALLIM_API_TOKENS` is set, every `/v1` request needs `Authorization: Bearer <token>`."
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "notifications", description = "Send notifications"),
+        (name = "deliveries", description = "What happened to a notification"),
+        (name = "inbox", description = "A user's in-app inbox, for the app"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("One of the tokens in ALLIM_API_TOKENS"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The `/v1` routes with their OpenAPI description.
+fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
+    let single = config.max_body_bytes;
+    let batch = config.max_batch_body_bytes();
+    let send = OpenApiRouter::new()
+        .routes(routes!(ingress::http::send_notification))
+        .layer(DefaultBodyLimit::max(single))
+        .layer(axum::Extension(BodyLimit(single)));
+    let send_batch = OpenApiRouter::new()
+        .routes(routes!(ingress::http::send_batch))
+        .layer(DefaultBodyLimit::max(batch))
+        .layer(axum::Extension(BodyLimit(batch)));
+    OpenApiRouter::new()
+        .merge(send)
+        .merge(send_batch)
+        .routes(routes!(deliveries::get))
+        .routes(routes!(inbox::list))
+        .routes(routes!(inbox::unread_count))
+        .routes(routes!(inbox::mark_read))
+        .routes(routes!(inbox::mark_all_read))
+}
+
+/// The OpenAPI document (also used by the snapshot test).
+pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
+    build(config).1
+}
+
+/// Routes and document together; the token check wraps only the `/v1` routes.
+fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let tokens: Arc<[String]> = config.api_tokens.clone().into();
+    let v1 = v1_routes(config).layer(middleware::from_fn(move |req: Request, next: Next| {
+        let tokens = tokens.clone();
+        async move { require_token(&tokens, req, next).await }
+    }));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(v1)
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = build(&state.config);
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; the API is described at /docs")
+}
+
+/// Requires a configured bearer token on `/v1` (constant-time comparison; the token is never logged).
+async fn require_token(tokens: &[String], req: Request, next: Next) -> Response {
+    if tokens.is_empty() {
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let ok = presented.is_some_and(|p| {
+        tokens.iter().fold(false, |acc, t| {
+            acc | bool::from(t.as_bytes().ct_eq(p.as_bytes()))
+        })
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}

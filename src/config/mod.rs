@@ -1,0 +1,257 @@
+//! Configuration: every setting comes from a command-line flag or its environment variable
+//! (clap), is read once at start, and is checked by [`Config::validate`], whose errors name
+//! the setting that is wrong. `allim --help` lists every option with its variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// allim (알림): a notification service. Accepts notifications over HTTP (and, in production,
+/// SQS and SNS), keeps every one in its database and delivers it to the in-app inbox, push,
+/// SMS or Slack.
+#[derive(Debug, Parser)]
+#[command(name = "allim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the service (the default when no subcommand is given).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default on a terminal).
+    Pretty,
+    /// One JSON object per line (the default otherwise, e.g. on ECS / CloudWatch Logs).
+    Json,
+}
+
+/// Every setting of the service. Each field is one flag and one environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    #[arg(
+        long,
+        env = "ALLIM_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Database: `sqlite://PATH` (created on first run) or `mysql://USER:PASS@HOST:PORT/DB`
+    /// for MySQL / MariaDB (production, through RDS Proxy).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://allim.db",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Maximum open database connections (MySQL; SQLite always uses one writer connection).
+    #[arg(
+        long,
+        env = "ALLIM_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// Apply migrations at start. `allim migrate` applies them explicitly.
+    #[arg(long, env = "ALLIM_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub auto_migrate: bool,
+
+    /// Comma-separated bearer tokens. When set, every `/v1` request needs
+    /// `Authorization: Bearer <one of them>`; when empty, `/v1` is open (local use only).
+    #[arg(
+        long,
+        env = "ALLIM_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_tokens: Vec<String>,
+
+    /// Largest accepted request body in bytes for one notification (batches get 16×, at most 8 MiB).
+    #[arg(long, env = "ALLIM_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// How long to finish in-flight work after SIGTERM / SIGINT (e.g. `25s`, `500ms`).
+    #[arg(long, env = "ALLIM_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// Log format: `pretty` or `json` (default: pretty on a terminal, json otherwise).
+    #[arg(long, env = "ALLIM_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter in `tracing` syntax, e.g. `info` or `allim=debug,sqlx=warn`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+}
+
+/// The database the URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+impl Config {
+    /// Checks the settings that clap's types cannot; the error names the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.backend()?;
+        if self.db_max_connections == 0 || self.db_max_connections > 1000 {
+            anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");
+        }
+        for (i, token) in self.api_tokens.iter().enumerate() {
+            if token.trim().len() < 16 {
+                anyhow::bail!(
+                    "ALLIM_API_TOKENS: token #{} is shorter than 16 characters (tokens are secrets; use random ones)",
+                    i + 1
+                );
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                anyhow::bail!("ALLIM_API_TOKENS: token #{} contains white space", i + 1);
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            anyhow::bail!("ALLIM_MAX_BODY_BYTES must be between 1024 and 16777216");
+        }
+        if self.shutdown_grace > Duration::from_secs(3600) {
+            anyhow::bail!("ALLIM_SHUTDOWN_GRACE must be at most 1h");
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_filter)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid filter: {e}"))?;
+        Ok(())
+    }
+
+    /// Which backend `DATABASE_URL` selects.
+    pub fn backend(&self) -> anyhow::Result<Backend> {
+        let scheme = self.database_url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Backend::Sqlite),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            other => anyhow::bail!(
+                "DATABASE_URL: unsupported scheme {other:?}; use sqlite://PATH or mysql://USER:PASS@HOST:PORT/DB"
+            ),
+        }
+    }
+
+    /// The database URL with any password replaced, for log lines.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(&self.database_url)
+    }
+
+    /// Largest body for a batch request.
+    pub fn max_batch_body_bytes(&self) -> usize {
+        (self.max_body_bytes * 16).min(8 * 1024 * 1024)
+    }
+
+    /// A configuration for tests: in-memory defaults, the given database.
+    pub fn for_tests(database_url: impl Into<String>) -> Self {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("static address"),
+            database_url: database_url.into(),
+            db_max_connections: 5,
+            auto_migrate: true,
+            api_tokens: Vec::new(),
+            max_body_bytes: 256 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+            log_format: Some(LogFormat::Json),
+            log_filter: "warn".into(),
+        }
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Parses `25s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 25s, 500ms, 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://app:s3cret@db:3306/allim"),
+            "mysql://app:***@db:3306/allim"
+        );
+        assert_eq!(redact_url("sqlite://allim.db"), "sqlite://allim.db");
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let mut c = Config::for_tests("postgres://x");
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("DATABASE_URL")
+        );
+        c.database_url = "sqlite://x.db".into();
+        c.api_tokens = vec!["short".into()];
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("ALLIM_API_TOKENS")
+        );
+        c.api_tokens = vec!["0123456789abcdef0".into()];
+        c.validate().unwrap();
+    }
+}

@@ -1,0 +1,6 @@
+//! Ingress: the doors notifications come in by. Each one turns what it receives into
+//! [`crate::accept::Entry`] values and hands them to the one accept path.
+//!
+//! - [`http`]: `POST /v1/notifications` and `POST /v1/notifications/batch`.
+
+pub mod http;
