@@ -376,7 +376,10 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 fn join_path(parent: &str, name: &str) -> String {
-    if parent == "." || parent.is_empty() {
+    // serde_path_to_error already includes an unknown field's own name in the path.
+    if parent == name || parent.ends_with(&format!(".{name}")) {
+        parent.to_string()
+    } else if parent == "." || parent.is_empty() {
         name.to_string()
     } else {
         format!("{parent}.{name}")

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs allim's whole test suite on this machine, starting what it needs first:
+#   - MariaDB on 127.0.0.1:3306 (root, empty password): started if it is not answering,
+#     installed from Debian's packages if it is missing;
+#   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start.
+# Extra arguments go to `cargo test` (e.g. scripts/test.sh api::).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+mariadb_up() {
+  mysqladmin --protocol=tcp -h127.0.0.1 -P3306 -uroot ping >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+  if [ -n "${ALLIM_TEST_MYSQL_URL:-}" ]; then
+    log "using ALLIM_TEST_MYSQL_URL as given"
+    return
+  fi
+  if mariadb_up; then
+    log "MariaDB is running"
+    return
+  fi
+  if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1; then
+    log "installing mariadb-server"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+  fi
+  log "starting MariaDB"
+  as_root mkdir -p /run/mysqld
+  as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    as_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+  fi
+  as_root start-stop-daemon --start --oknodo --background --exec "$(command -v mariadbd || command -v mysqld)" -- \
+    --user=mysql --bind-address=127.0.0.1 --port=3306
+  for _ in $(seq 1 60); do
+    mariadb_up && break
+    sleep 0.5
+  done
+  mariadb_up || { log "MariaDB did not start"; exit 1; }
+  # Tests connect as root over TCP without a password.
+  as_root mariadb -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;" 2>/dev/null || true
+}
+
+ensure_moto() {
+  local venv=.venv
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "creating $venv with moto[server]"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.*'
+  fi
+  ALLIM_TEST_MOTO="$(pwd)/$venv/bin/moto_server"
+  export ALLIM_TEST_MOTO
+}
+
+ensure_mariadb
+ensure_moto
+# Leftovers of interrupted runs.
+mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'allim\_t\_%'" 2>/dev/null |
+  while read -r db; do mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"; done || true
+
+log "cargo test"
+cargo test --all-targets "$@"

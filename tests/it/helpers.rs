@@ -1,0 +1,205 @@
+//! Test harness: starts the real application on port 0 against a fresh database — a new
+//! SQLite file, or a new MariaDB database on the server at `ALLIM_TEST_MYSQL_URL`
+//! (default `mysql://root@127.0.0.1:3306`). A missing MariaDB fails the tests; it never skips them.
+
+use std::net::SocketAddr;
+
+use allim::Application;
+use allim::config::Config;
+use allim::store::Store;
+use reqwest::{Client, Response};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    MariaDb,
+}
+
+/// Runs one test body against both backends: `both!(name);` makes `name::sqlite` and `name::mariadb`.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                super::$name($crate::helpers::Db::MariaDb).await
+            }
+        }
+    )*};
+}
+
+pub fn mysql_server_url() -> String {
+    std::env::var("ALLIM_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A fresh, empty database; dropped (MariaDB) or deleted (SQLite) with the value.
+pub struct TestDb {
+    pub url: String,
+    mysql_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(db: Db) -> TestDb {
+        match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("allim.db").display());
+                TestDb {
+                    url,
+                    mysql_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Db::MariaDb => {
+                let server = mysql_server_url();
+                let name = format!("allim_t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::MySqlConnection::connect(&server)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("MariaDB at {server} is required for these tests: {e}")
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                TestDb {
+                    url: format!("{server}/{name}"),
+                    mysql_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.mysql_name.take() {
+            let server = mysql_server_url();
+            // Drop from a plain thread: Drop cannot await, and the test's runtime may be gone.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::MySqlConnection::connect(&server).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name}"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A running application and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub store: Store,
+    pub shutdown: CancellationToken,
+    pub handle: Option<JoinHandle<anyhow::Result<()>>>,
+    pub token: Option<String>,
+    /// Held so the database lives as long as the app.
+    #[allow(dead_code)]
+    pub db: TestDb,
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let test_db = TestDb::new(db).await;
+    let mut config = Config::for_tests(test_db.url.clone());
+    configure(&mut config);
+    let token = config.api_tokens.first().cloned();
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let addr = app.local_addr();
+    let store = app.store().clone();
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        client: Client::new(),
+        store,
+        shutdown,
+        handle: Some(handle),
+        token,
+        db: test_db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.auth(self.client.post(self.url(path)).json(body))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.auth(self.client.post(self.url(path)).body(body))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.auth(self.client.get(self.url(path)))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET that must answer 200; returns the JSON.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        let status = res.status();
+        let body: Value = res.json().await.expect("JSON body");
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Stops the app and waits for it to exit.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.expect("app task").expect("app exits cleanly");
+        }
+    }
+}
+
+/// Reads status and JSON body.
+pub async fn json(res: Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, body)
+}

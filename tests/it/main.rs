@@ -1,0 +1,5 @@
+//! Integration tests: one binary, the real application on port 0, real SQLite and MariaDB.
+
+mod helpers;
+
+mod api;
