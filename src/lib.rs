@@ -1,13 +1,16 @@
 //! allim (알림): a notification service. See `shared/DESIGN.md` and the README.
 //!
-//! The folders follow the boxes of the design: [`ingress`] (HTTP, later SQS and SNS) hands
+//! The folders follow the boxes of the design: [`ingress`] (HTTP, SQS, later SNS) hands
 //! notifications to [`accept`], which validates, de-duplicates and commits them to [`store`];
-//! [`api`] serves the inbox, delivery status, docs and health; [`config`] reads the settings.
+//! [`dispatch`] sends due deliveries through [`channels`]; [`api`] serves the inbox, delivery
+//! status, dead letters, docs, health and metrics; [`config`] reads the settings.
 //! [`Application`] wires them together so that tests run the same code path as production.
 
 pub mod accept;
 pub mod api;
+pub mod channels;
 pub mod config;
+pub mod dispatch;
 pub mod ingress;
 pub mod store;
 pub mod telemetry;
@@ -17,11 +20,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::accept::Acceptor;
+use crate::accept::{Acceptor, NotificationType};
 use crate::api::AppState;
+use crate::api::metrics::Metrics;
+use crate::channels::{Channel, Channels};
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::ingress::sqs::{ConsumerHealth, SqsConsumer};
 use crate::store::Store;
 
 /// A built, not yet running, allim: the database is open and migrated, the port is bound.
@@ -29,11 +37,33 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
+    dispatcher: Option<Dispatcher>,
+    consumer: Option<Arc<SqsConsumer>>,
 }
 
-impl Application {
+/// Builds an [`Application`]; tests use it to inject an SQS client or a channel.
+pub struct ApplicationBuilder {
+    config: Config,
+    sqs_client: Option<aws_sdk_sqs::Client>,
+    channels: Vec<(NotificationType, Arc<dyn Channel>)>,
+}
+
+impl ApplicationBuilder {
+    /// Uses this SQS client instead of one from the AWS environment.
+    pub fn sqs_client(mut self, client: aws_sdk_sqs::Client) -> Self {
+        self.sqs_client = Some(client);
+        self
+    }
+
+    /// Registers (or replaces) the channel of a notification type.
+    pub fn channel(mut self, kind: NotificationType, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push((kind, channel));
+        self
+    }
+
     /// Connects to the database, applies migrations (unless disabled) and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let config = self.config;
         config.validate()?;
         let store = Store::connect(&config).await?;
         if config.auto_migrate {
@@ -42,16 +72,74 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.listen))?;
+        let metrics = Arc::new(Metrics::new());
+        let wake = Arc::new(Notify::new());
+        let acceptor = Acceptor::new(store.clone(), wake.clone());
+        let consumer_health = Arc::new(ConsumerHealth::default());
+
+        let mut channels = Channels::default();
+        channels.register(
+            NotificationType::AppNotification,
+            Arc::new(channels::in_app::InApp::new(store.clone())),
+        );
+        for (kind, channel) in self.channels {
+            channels.register(kind, channel);
+        }
+        let dispatcher = config.dispatch.then(|| {
+            Dispatcher::new(
+                store.clone(),
+                Arc::new(channels),
+                config.dispatch_config(),
+                metrics.clone(),
+                wake.clone(),
+            )
+        });
+        let consumer = match config.sqs_config() {
+            Some(sqs) => {
+                let client = match self.sqs_client {
+                    Some(c) => c,
+                    None => ingress::sqs::client_from_env().await,
+                };
+                Some(Arc::new(SqsConsumer::new(
+                    client,
+                    sqs,
+                    acceptor.clone(),
+                    metrics.clone(),
+                    consumer_health.clone(),
+                )))
+            }
+            None => None,
+        };
         let state = AppState {
-            acceptor: Acceptor::new(store.clone()),
+            acceptor,
             store,
             config: Arc::new(config),
+            metrics,
+            wake,
+            consumer: consumer_health,
         };
         Ok(Application {
             listener,
             state,
             shutdown: CancellationToken::new(),
+            dispatcher,
+            consumer,
         })
+    }
+}
+
+impl Application {
+    pub fn builder(config: Config) -> ApplicationBuilder {
+        ApplicationBuilder {
+            config,
+            sqs_client: None,
+            channels: Vec::new(),
+        }
+    }
+
+    /// Builds with everything from the configuration.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::builder(config).build().await
     }
 
     /// The address actually bound (useful with port 0).
@@ -70,13 +158,21 @@ impl Application {
         &self.state.store
     }
 
-    /// Serves until the shutdown token is cancelled, then stops taking new connections,
-    /// lets in-flight requests finish within the grace period, and closes the database.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
+    }
+
+    /// Serves HTTP, consumes SQS and dispatches until the shutdown token is cancelled. Then
+    /// it stops taking new work (new connections, new receives, new claims), lets the work in
+    /// progress finish within the grace period — SQS batches are committed and deleted,
+    /// sends are recorded, leases still held are given back — closes the database, and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             listener,
             state,
             shutdown,
+            dispatcher,
+            consumer,
         } = self;
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
@@ -84,28 +180,61 @@ impl Application {
             listen = %listener.local_addr()?,
             database = %state.config.database_url_redacted(),
             auth = if state.config.api_tokens.is_empty() { "off" } else { "bearer" },
+            sqs = state.config.sqs_queue_url.as_deref().unwrap_or("off"),
+            dispatch = state.config.dispatch,
             "allim ready"
         );
         let app = api::router(state);
         let server =
             axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
-        let result = tokio::select! {
-            r = &mut server => r,
-            _ = shutdown.cancelled() => match tokio::time::timeout(grace, &mut server).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!(?grace, "in-flight requests did not finish within the shutdown grace");
-                    server.abort();
-                    Ok(Ok(()))
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move { server.await.context("HTTP server failed") });
+        if let Some(d) = dispatcher.clone() {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                d.run(token).await;
+                Ok(())
+            });
+        }
+        if let Some(c) = consumer {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                c.run(token).await;
+                Ok(())
+            });
+        }
+
+        // Run until asked to stop, or until a part fails on its own.
+        let mut result = Ok(());
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            Some(r) = tasks.join_next() => {
+                result = r.context("task panicked").and_then(|r| r);
+                shutdown.cancel();
+            }
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(r) = tasks.join_next().await {
+                if let Err(e) = r.context("task panicked").and_then(|r| r) {
+                    tracing::error!(error = format!("{e:#}"), "a task failed while stopping");
                 }
-            },
-        };
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?grace,
+                "work in progress did not finish within the shutdown grace; stopping it"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            if let Some(d) = &dispatcher {
+                d.release().await;
+            }
+        }
         store.close().await;
         tracing::info!("allim stopped");
         result
-            .context("server task failed")?
-            .context("server failed")
     }
 }
 

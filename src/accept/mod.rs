@@ -8,6 +8,9 @@
 pub mod message;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use sqlx::Acquire;
 
@@ -71,6 +74,8 @@ pub struct Outcome {
 #[derive(Clone)]
 pub struct Acceptor {
     store: Store,
+    /// Woken when something due now was stored, so the dispatcher need not wait its interval.
+    wake: Arc<Notify>,
 }
 
 /// The rows one entry turns into.
@@ -80,8 +85,8 @@ struct Planned {
 }
 
 impl Acceptor {
-    pub fn new(store: Store) -> Self {
-        Acceptor { store }
+    pub fn new(store: Store, wake: Arc<Notify>) -> Self {
+        Acceptor { store, wake }
     }
 
     /// Accepts one entry.
@@ -136,11 +141,18 @@ impl Acceptor {
         if planned.is_empty() {
             return Ok(outcomes);
         }
-        match self.commit(&planned).await {
+        let due_now = planned.iter().any(|p| {
+            p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now)
+        });
+        let result = match self.commit(&planned).await {
             Ok(()) => Ok(outcomes),
             Err(e) if e.is_unique_violation() => self.accept_each(source, entries, now).await,
             Err(e) => Err(e),
+        };
+        if due_now && result.is_ok() {
+            self.wake.notify_one();
         }
+        result
     }
 
     /// Writes the planned rows in one transaction.

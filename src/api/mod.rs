@@ -2,11 +2,13 @@
 //! `OpenApiRouter` + `routes!`, so a route cannot exist without its docs), the bearer-token
 //! check on `/v1`, Swagger UI at `/docs`, the document at `/openapi.json`, and health.
 
+pub mod dead_letters;
 pub mod deliveries;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod inbox;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,11 @@ pub struct AppState {
     pub store: Store,
     pub acceptor: Acceptor,
     pub config: Arc<Config>,
+    pub metrics: metrics::SharedMetrics,
+    /// Wakes the dispatcher (after a redrive).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// The SQS consumer's view of the database, for `/readyz`.
+    pub consumer: Arc<crate::ingress::sqs::ConsumerHealth>,
 }
 
 #[derive(OpenApi)]
@@ -56,7 +63,8 @@ When `ALLIM_API_TOKENS` is set, every `/v1` request needs `Authorization: Bearer
         (name = "notifications", description = "Send notifications"),
         (name = "deliveries", description = "What happened to a notification"),
         (name = "inbox", description = "A user's in-app inbox, for the app"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "dead letters", description = "Deliveries given up and messages rejected; redrive"),
+        (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
 struct ApiDoc;
@@ -98,6 +106,9 @@ fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(inbox::unread_count))
         .routes(routes!(inbox::mark_read))
         .routes(routes!(inbox::mark_all_read))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::redrive))
+        .routes(routes!(dead_letters::redrive_bulk))
 }
 
 /// The OpenAPI document (also used by the snapshot test).
@@ -116,6 +127,7 @@ fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(v1)
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .split_for_parts()
 }
 

@@ -91,6 +91,79 @@ pub struct Config {
     #[arg(long, env = "ALLIM_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
 
+    /// SQS queue to consume (enables the SQS ingress). Endpoint, region and credentials come
+    /// from the standard AWS chain (`AWS_ENDPOINT_URL_SQS` for a local stand-in).
+    #[arg(long, env = "ALLIM_SQS_QUEUE_URL", global = true)]
+    pub sqs_queue_url: Option<String>,
+
+    /// Concurrent long-polling receivers.
+    #[arg(long, env = "ALLIM_SQS_POLLERS", default_value_t = 2, global = true)]
+    pub sqs_pollers: usize,
+
+    /// Long-poll wait per receive (0s to 20s).
+    #[arg(long, env = "ALLIM_SQS_WAIT_TIME", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub sqs_wait_time: Duration,
+
+    /// Messages being accepted at once, across pollers.
+    #[arg(
+        long,
+        env = "ALLIM_SQS_MAX_IN_FLIGHT",
+        default_value_t = 200,
+        global = true
+    )]
+    pub sqs_max_in_flight: usize,
+
+    /// Visibility timeout to ask for on receive (default: the queue's own).
+    #[arg(long, env = "ALLIM_SQS_VISIBILITY_TIMEOUT", value_parser = parse_duration, global = true)]
+    pub sqs_visibility_timeout: Option<Duration>,
+
+    /// Run the dispatcher (sends due deliveries). Turn off for an ingest-only process.
+    #[arg(long, env = "ALLIM_DISPATCH", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub dispatch: bool,
+
+    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    #[arg(long, env = "ALLIM_DISPATCH_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub dispatch_interval: Duration,
+
+    /// Deliveries claimed per dispatcher step.
+    #[arg(
+        long,
+        env = "ALLIM_DISPATCH_BATCH",
+        default_value_t = 100,
+        global = true
+    )]
+    pub dispatch_batch: u32,
+
+    /// Sends in flight at once.
+    #[arg(
+        long,
+        env = "ALLIM_DISPATCH_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
+    pub dispatch_concurrency: usize,
+
+    /// How long a claimed delivery is leased to this process (must exceed the slowest send).
+    #[arg(long, env = "ALLIM_DISPATCH_LEASE", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub dispatch_lease: Duration,
+
+    /// Attempts before a delivery goes dead.
+    #[arg(
+        long,
+        env = "ALLIM_RETRY_MAX_ATTEMPTS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub retry_max_attempts: i64,
+
+    /// First retry delay (doubles per attempt, with jitter).
+    #[arg(long, env = "ALLIM_RETRY_BASE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub retry_base: Duration,
+
+    /// Longest retry delay.
+    #[arg(long, env = "ALLIM_RETRY_CAP", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub retry_cap: Duration,
+
     /// Log format: `pretty` or `json` (default: pretty on a terminal, json otherwise).
     #[arg(long, env = "ALLIM_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -131,6 +204,45 @@ impl Config {
         if self.shutdown_grace > Duration::from_secs(3600) {
             anyhow::bail!("ALLIM_SHUTDOWN_GRACE must be at most 1h");
         }
+        if let Some(url) = &self.sqs_queue_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            anyhow::bail!(
+                "ALLIM_SQS_QUEUE_URL must be a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            );
+        }
+        if !(1..=64).contains(&self.sqs_pollers) {
+            anyhow::bail!("ALLIM_SQS_POLLERS must be between 1 and 64");
+        }
+        if self.sqs_wait_time > Duration::from_secs(20) {
+            anyhow::bail!("ALLIM_SQS_WAIT_TIME must be at most 20s (SQS's limit)");
+        }
+        if !(10..=100_000).contains(&self.sqs_max_in_flight) {
+            anyhow::bail!("ALLIM_SQS_MAX_IN_FLIGHT must be between 10 and 100000");
+        }
+        if let Some(v) = self.sqs_visibility_timeout
+            && v > Duration::from_secs(43_200)
+        {
+            anyhow::bail!("ALLIM_SQS_VISIBILITY_TIMEOUT must be at most 12h (SQS's limit)");
+        }
+        if !(1..=1000).contains(&self.dispatch_batch) {
+            anyhow::bail!("ALLIM_DISPATCH_BATCH must be between 1 and 1000");
+        }
+        if !(1..=1000).contains(&self.dispatch_concurrency) {
+            anyhow::bail!("ALLIM_DISPATCH_CONCURRENCY must be between 1 and 1000");
+        }
+        if self.dispatch_interval < Duration::from_millis(10) {
+            anyhow::bail!("ALLIM_DISPATCH_INTERVAL must be at least 10ms");
+        }
+        if self.dispatch_lease < Duration::from_secs(1) {
+            anyhow::bail!("ALLIM_DISPATCH_LEASE must be at least 1s");
+        }
+        if !(1..=100).contains(&self.retry_max_attempts) {
+            anyhow::bail!("ALLIM_RETRY_MAX_ATTEMPTS must be between 1 and 100");
+        }
+        if self.retry_base > self.retry_cap {
+            anyhow::bail!("ALLIM_RETRY_BASE must not exceed ALLIM_RETRY_CAP");
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter)
             .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid filter: {e}"))?;
         Ok(())
@@ -153,6 +265,32 @@ impl Config {
         redact_url(&self.database_url)
     }
 
+    /// The dispatcher's settings.
+    pub fn dispatch_config(&self) -> crate::dispatch::DispatchConfig {
+        crate::dispatch::DispatchConfig {
+            interval: self.dispatch_interval,
+            batch: self.dispatch_batch,
+            concurrency: self.dispatch_concurrency,
+            lease: self.dispatch_lease,
+            max_attempts: self.retry_max_attempts,
+            retry_base: self.retry_base,
+            retry_cap: self.retry_cap,
+        }
+    }
+
+    /// The SQS consumer's settings, when a queue is configured.
+    pub fn sqs_config(&self) -> Option<crate::ingress::sqs::SqsConfig> {
+        self.sqs_queue_url
+            .as_ref()
+            .map(|url| crate::ingress::sqs::SqsConfig {
+                queue_url: url.clone(),
+                pollers: self.sqs_pollers,
+                wait_time: self.sqs_wait_time,
+                max_in_flight: self.sqs_max_in_flight,
+                visibility_timeout: self.sqs_visibility_timeout,
+            })
+    }
+
     /// Largest body for a batch request.
     pub fn max_batch_body_bytes(&self) -> usize {
         (self.max_body_bytes * 16).min(8 * 1024 * 1024)
@@ -168,6 +306,19 @@ impl Config {
             api_tokens: Vec::new(),
             max_body_bytes: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            sqs_queue_url: None,
+            sqs_pollers: 2,
+            sqs_wait_time: Duration::from_secs(1),
+            sqs_max_in_flight: 200,
+            sqs_visibility_timeout: None,
+            dispatch: true,
+            dispatch_interval: Duration::from_millis(100),
+            dispatch_batch: 100,
+            dispatch_concurrency: 16,
+            dispatch_lease: Duration::from_secs(30),
+            retry_max_attempts: 5,
+            retry_base: Duration::from_millis(50),
+            retry_cap: Duration::from_secs(1),
             log_format: Some(LogFormat::Json),
             log_filter: "warn".into(),
         }

@@ -205,6 +205,11 @@ pub async fn send_batch(
     };
     let mut accepted = 0;
     let mut duplicates = 0;
+    state
+        .metrics
+        .received
+        .with_label_values(&["http"])
+        .inc_by(results.len() as u64);
     for (pos, outcome) in positions.into_iter().zip(outcomes) {
         if outcome.duplicate {
             duplicates += 1;
@@ -216,6 +221,16 @@ pub async fn send_batch(
         r.status = Some(outcome.status);
         r.duplicate = outcome.duplicate;
     }
+    state
+        .metrics
+        .accepted
+        .with_label_values(&["http"])
+        .inc_by(accepted as u64);
+    state
+        .metrics
+        .duplicates
+        .with_label_values(&["http"])
+        .inc_by(duplicates as u64);
     Ok(Json(BatchResponse {
         accepted,
         duplicates,

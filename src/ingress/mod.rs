@@ -2,5 +2,7 @@
 //! [`crate::accept::Entry`] values and hands them to the one accept path.
 //!
 //! - [`http`]: `POST /v1/notifications` and `POST /v1/notifications/batch`.
+//! - [`sqs`]: the SQS consumer (the main path in production), SNS envelopes included.
 
 pub mod http;
+pub mod sqs;

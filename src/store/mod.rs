@@ -6,8 +6,10 @@
 //! Each query is one small function. Functions that must run inside the accept transaction
 //! take `&mut AnyConnection`; the rest take the pool.
 
+mod dispatch;
 mod inbox;
 
+pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
 
 use std::collections::HashMap;

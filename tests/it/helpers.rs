@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 
-use allim::Application;
 use allim::config::Config;
 use allim::store::Store;
+use allim::{Application, ApplicationBuilder};
 use reqwest::{Client, Response};
 use serde_json::Value;
 use sqlx::Connection;
@@ -114,9 +114,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub handle: Option<JoinHandle<anyhow::Result<()>>>,
     pub token: Option<String>,
-    /// Held so the database lives as long as the app.
-    #[allow(dead_code)]
-    pub db: TestDb,
+    /// Held so the database lives as long as the app (`None` when another app owns it).
+    pub db: Option<TestDb>,
 }
 
 pub async fn spawn_app(db: Db) -> TestApp {
@@ -125,10 +124,23 @@ pub async fn spawn_app(db: Db) -> TestApp {
 
 pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> TestApp {
     let test_db = TestDb::new(db).await;
-    let mut config = Config::for_tests(test_db.url.clone());
+    let url = test_db.url.clone();
+    let mut app = spawn_on(&url, configure, |b| b).await;
+    app.db = Some(test_db);
+    app
+}
+
+/// Starts an app on an existing database, with a say over the builder (SQS client, channels).
+pub async fn spawn_on(
+    url: &str,
+    configure: impl FnOnce(&mut Config),
+    build: impl FnOnce(ApplicationBuilder) -> ApplicationBuilder,
+) -> TestApp {
+    let mut config = Config::for_tests(url);
     configure(&mut config);
     let token = config.api_tokens.first().cloned();
-    let app = Application::build(config)
+    let app = build(Application::builder(config))
+        .build()
         .await
         .expect("application builds");
     let addr = app.local_addr();
@@ -142,7 +154,7 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> Test
         shutdown,
         handle: Some(handle),
         token,
-        db: test_db,
+        db: None,
     }
 }
 
@@ -186,6 +198,14 @@ impl TestApp {
         let body: Value = res.json().await.expect("JSON body");
         assert_eq!(status, 200, "GET {path}: {body}");
         body
+    }
+
+    /// Counts rows with a query returning one integer.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count query")
     }
 
     /// Stops the app and waits for it to exit.

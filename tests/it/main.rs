@@ -1,5 +1,9 @@
-//! Integration tests: one binary, the real application on port 0, real SQLite and MariaDB.
+//! Integration tests: one binary, the real application on port 0, real SQLite and MariaDB,
+//! moto as the SQS server.
 
 mod helpers;
+mod support;
 
 mod api;
+mod dispatch;
+mod sqs;

@@ -1,0 +1,325 @@
+//! Dead letters: deliveries that were given up (`dead`) and messages that were not valid
+//! notifications (`rejected`, with their raw body). Operators list them and redrive them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, ErrorBody, contract_error_body};
+use super::extract::{ApiQuery, RawBody};
+use crate::accept::NotificationType;
+use crate::accept::message::{self, format_ms};
+use crate::store::{self, DeadLetterFilter, DeliveryRow};
+
+/// A dead or rejected delivery.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: String,
+    /// `dead` or `rejected`.
+    pub status: String,
+    pub notification_type: String,
+    pub source: String,
+    pub attempts: i64,
+    /// Why it was given up or rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `rejected`: the body exactly as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
+    /// For `dead`: the stored notification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<DeliveryRow> for DeadLetter {
+    fn from(r: DeliveryRow) -> Self {
+        let rejected = r.status == "rejected";
+        DeadLetter {
+            id: r.id,
+            status: r.status,
+            notification_type: r.notification_type,
+            source: r.source,
+            attempts: r.attempts,
+            reason: r.last_error,
+            raw_body: rejected.then(|| r.payload.clone()),
+            payload: if rejected {
+                None
+            } else {
+                serde_json::from_str(&r.payload).ok()
+            },
+            idempotency_key: r.idempotency_key,
+            created_at: format_ms(r.created_at),
+            updated_at: format_ms(r.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of the listing.
+#[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLetterQuery {
+    /// `dead` or `rejected` (default: both).
+    pub status: Option<String>,
+    /// `APP_NOTIFICATION`, `PUSH`, `SMS`, `SLACK` or `UNKNOWN`.
+    pub notification_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// Page size 1–100 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn filter_of(
+    status: Option<&str>,
+    kind: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> ApiResult<DeadLetterFilter> {
+    if let Some(s) = status
+        && s != "dead"
+        && s != "rejected"
+    {
+        return Err(ApiError::bad_request(
+            Some("status"),
+            "must be dead or rejected",
+        ));
+    }
+    if let Some(k) = kind
+        && k != "UNKNOWN"
+        && NotificationType::parse(k).is_none()
+    {
+        return Err(ApiError::bad_request(
+            Some("notificationType"),
+            "must be APP_NOTIFICATION, PUSH, SMS, SLACK or UNKNOWN",
+        ));
+    }
+    let time = |field: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
+        v.map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| ApiError::bad_request(Some(field), "must be an RFC 3339 time"))
+        })
+        .transpose()
+    };
+    Ok(DeadLetterFilter {
+        status: status.map(str::to_string),
+        notification_type: kind.map(str::to_string),
+        since: time("since", since)?,
+        until: time("until", until)?,
+    })
+}
+
+/// List dead and rejected deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/dead-letters",
+    tag = "dead letters",
+    params(DeadLetterQuery),
+    responses((status = 200, body = DeadLetterPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DeadLetterQuery>,
+) -> ApiResult<Json<DeadLetterPage>> {
+    let filter = filter_of(
+        q.status.as_deref(),
+        q.notification_type.as_deref(),
+        q.since.as_deref(),
+        q.until.as_deref(),
+    )?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(
+            Some("limit"),
+            "must be between 1 and 100",
+        ));
+    }
+    if let Some(c) = &q.cursor
+        && uuid::Uuid::try_parse(c).is_err()
+    {
+        return Err(ApiError::bad_request(
+            Some("cursor"),
+            "is not a valid cursor",
+        ));
+    }
+    let rows = state
+        .store
+        .list_dead_letters(&filter, q.cursor.as_deref(), limit + 1)
+        .await?;
+    let more = rows.len() > limit as usize;
+    let items: Vec<DeadLetter> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(Into::into)
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|i| i.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(DeadLetterPage { items, next_cursor }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Redriven {
+    pub id: String,
+    /// Now `pending`: the dispatcher picks it up.
+    pub status: String,
+}
+
+/// Redrive one dead letter: it becomes `pending` with fresh attempts.
+///
+/// A `rejected` message is parsed again; if it is still not a valid notification the answer
+/// is 422 with the reason, and it stays rejected.
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/{id}/redrive",
+    tag = "dead letters",
+    params(("id" = String, Path, description = "Delivery id")),
+    responses(
+        (status = 200, body = Redriven),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
+        (status = 409, description = "Not dead or rejected (any more)", body = ErrorBody),
+        (status = 422, description = "A rejected message that is still invalid", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn redrive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Redriven>> {
+    let Some(row) = state.store.get_delivery(&id).await? else {
+        return Err(ApiError::not_found(format!("no delivery {id}")));
+    };
+    let now = store::now_ms();
+    let done = match row.status.as_str() {
+        "dead" => state.store.redrive(&id, now, None).await?,
+        "rejected" => {
+            let raw = row.payload.as_bytes();
+            // An SNS envelope from the queue: the notification is its Message.
+            let inner = serde_json::from_slice::<serde_json::Value>(raw)
+                .ok()
+                .and_then(|v| crate::ingress::sqs::unwrap_sns(&v).map(|(_, m)| m.to_string()));
+            let parsed = message::parse_notification(inner.as_deref().map_or(raw, str::as_bytes));
+            let mut v = parsed.map_err(|e| ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: contract_error_body(&e),
+            })?;
+            if let Some(key) = &row.idempotency_key {
+                v.notification.set_default_idempotency_key(key.clone());
+            }
+            let payload = v.notification.to_json();
+            state
+                .store
+                .redrive(&id, now, Some((v.notification.kind().as_str(), &payload)))
+                .await?
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                None,
+                format!("delivery {id} is {other}, not dead or rejected"),
+            ));
+        }
+    };
+    if !done {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            None,
+            format!("delivery {id} changed while redriving; look again"),
+        ));
+    }
+    state.wake.notify_one();
+    Ok(Json(Redriven {
+        id,
+        status: "pending".into(),
+    }))
+}
+
+/// Which dead deliveries to redrive in bulk.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkRedrive {
+    /// Only this type.
+    pub notification_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// At most this many (1–10000, default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkRedriven {
+    /// How many dead deliveries became pending.
+    pub redriven: u64,
+}
+
+/// Redrive every `dead` delivery that matches the filter (rejected ones are redriven one by one).
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/redrive",
+    tag = "dead letters",
+    request_body(content = BulkRedrive, example = json!({"notificationType": "SMS", "since": "2026-11-22T00:00:00+09:00"})),
+    responses((status = 200, body = BulkRedriven), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn redrive_bulk(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<BulkRedriven>> {
+    let req: BulkRedrive = if body.iter().all(u8::is_ascii_whitespace) {
+        BulkRedrive::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(None, format!("invalid filter: {e}")))?
+    };
+    let filter = filter_of(
+        None,
+        req.notification_type.as_deref(),
+        req.since.as_deref(),
+        req.until.as_deref(),
+    )?;
+    let limit = req.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            Some("limit"),
+            "must be between 1 and 10000",
+        ));
+    }
+    let redriven = state
+        .store
+        .redrive_matching(&filter, store::now_ms(), limit)
+        .await?;
+    if redriven > 0 {
+        state.wake.notify_one();
+    }
+    Ok(Json(BulkRedriven { redriven }))
+}

@@ -1,0 +1,367 @@
+//! SQS ingress: allim's main door in production.
+//!
+//! `ALLIM_SQS_POLLERS` pollers long-poll the queue (up to 10 messages, `WaitTimeSeconds` 20).
+//! Each received batch is handed to a processing task, so polling goes on while earlier
+//! batches are committed; `ALLIM_SQS_MAX_IN_FLIGHT` bounds the messages in progress.
+//!
+//! A batch is accepted in one transaction, and only then deleted with DeleteMessageBatch:
+//! no message is deleted before its delivery row is committed. A message without an
+//! `idempotencyKey` gets `sqs:<MessageId>` (or `sns:<MessageId>` inside an SNS envelope), so a
+//! message that comes back — because a delete failed or allim stopped between commit and
+//! delete — is recognised and not stored twice. A body that is not a notification is stored
+//! as `rejected` with the reason, then deleted.
+//!
+//! While the database is unavailable nothing is deleted: the batch's visibility is set to the
+//! back-off delay so the messages return when allim tries again, pollers pause, `/readyz`
+//! says so, and everything resumes by itself once the database answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName,
+};
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accept::{Acceptor, Entry, Source, message};
+use crate::api::metrics::SharedMetrics;
+
+/// Consumer settings (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct SqsConfig {
+    pub queue_url: String,
+    pub pollers: usize,
+    /// Long-poll wait (0..=20 s).
+    pub wait_time: Duration,
+    /// Messages being processed at once, across pollers.
+    pub max_in_flight: usize,
+    /// Visibility timeout asked for on receive; `None` keeps the queue's.
+    pub visibility_timeout: Option<Duration>,
+}
+
+/// Shared state the health check reads.
+#[derive(Debug, Default)]
+pub struct ConsumerHealth {
+    /// True while the consumer backs off because the database is unavailable.
+    pub db_unavailable: AtomicBool,
+}
+
+pub struct SqsConsumer {
+    client: Client,
+    config: SqsConfig,
+    acceptor: Acceptor,
+    metrics: SharedMetrics,
+    health: Arc<ConsumerHealth>,
+    /// Pollers wait until this instant (database back-off).
+    paused_until: Mutex<Option<Instant>>,
+    failures: AtomicU32,
+}
+
+/// Builds the production client from the standard AWS chain (region, credentials, and
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS` for a local stand-in).
+pub async fn client_from_env() -> Client {
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Client::new(&conf)
+}
+
+impl SqsConsumer {
+    pub fn new(
+        client: Client,
+        config: SqsConfig,
+        acceptor: Acceptor,
+        metrics: SharedMetrics,
+        health: Arc<ConsumerHealth>,
+    ) -> Self {
+        SqsConsumer {
+            client,
+            config,
+            acceptor,
+            metrics,
+            health,
+            paused_until: Mutex::new(None),
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    /// Runs the pollers until `shutdown`, then waits for batches in progress to be committed
+    /// and deleted. The caller bounds the wait by the shutdown grace.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(10)));
+        let tracker = TaskTracker::new();
+        let mut pollers = tokio::task::JoinSet::new();
+        for _ in 0..self.config.pollers.max(1) {
+            pollers.spawn(self.clone().poll_loop(
+                permits.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
+        }
+        while pollers.join_next().await.is_some() {}
+        tracker.close();
+        tracker.wait().await;
+        tracing::info!("sqs consumer stopped");
+    }
+
+    async fn poll_loop(
+        self: Arc<Self>,
+        permits: Arc<Semaphore>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let mut receive_failures = 0u32;
+        loop {
+            // Database back-off: wait before taking more messages.
+            let pause = *self.paused_until.lock().await;
+            if let Some(until) = pause {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+            let batch_permits = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                p = permits.clone().acquire_many_owned(10) => p.expect("semaphore is never closed"),
+            };
+            let mut request = self
+                .client
+                .receive_message()
+                .queue_url(&self.config.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(i32::try_from(self.config.wait_time.as_secs()).unwrap_or(20))
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId);
+            if let Some(v) = self.config.visibility_timeout {
+                request = request.visibility_timeout(i32::try_from(v.as_secs()).unwrap_or(30));
+            }
+            // On shutdown the long poll is abandoned; anything it had received stays invisible
+            // for the visibility timeout and then comes back (never lost).
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = request.send() => r,
+            };
+            let messages = match received {
+                Ok(out) => {
+                    receive_failures = 0;
+                    out.messages.unwrap_or_default()
+                }
+                Err(e) => {
+                    receive_failures = receive_failures.saturating_add(1);
+                    self.metrics.poll_errors.inc();
+                    let wait = Duration::from_millis(250 * 2u64.pow(receive_failures.min(7)))
+                        .min(Duration::from_secs(30));
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), retry_in = ?wait, "sqs: receive failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let this = self.clone();
+            tracker.spawn(async move {
+                this.process_batch(messages).await;
+                drop(batch_permits);
+            });
+        }
+    }
+
+    /// Accepts one received batch, then deletes what was committed.
+    async fn process_batch(&self, messages: Vec<Message>) {
+        let gauge = self.metrics.in_flight.with_label_values(&["sqs"]);
+        gauge.add(messages.len() as i64);
+        self.metrics
+            .received
+            .with_label_values(&["sqs"])
+            .inc_by(messages.len() as u64);
+        let entries: Vec<Entry> = messages.iter().map(to_entry).collect();
+        let rejected: Vec<bool> = entries
+            .iter()
+            .map(|e| matches!(e, Entry::Rejected { .. }))
+            .collect();
+        match self.acceptor.accept(Source::Sqs, entries).await {
+            Ok(outcomes) => {
+                for (outcome, rejected) in outcomes.iter().zip(rejected) {
+                    let counter = match (outcome.duplicate, rejected) {
+                        (true, _) => &self.metrics.duplicates,
+                        (false, true) => &self.metrics.rejected,
+                        (false, false) => &self.metrics.accepted,
+                    };
+                    counter.with_label_values(&["sqs"]).inc();
+                }
+                self.database_ok().await;
+                self.delete(&messages).await;
+            }
+            Err(e) => {
+                let wait = self.database_failed().await;
+                tracing::error!(error = %e, messages = messages.len(), retry_in = ?wait,
+                    "sqs: could not store the batch; nothing deleted, it comes back after the back-off");
+                self.make_visible_after(&messages, wait).await;
+            }
+        }
+        gauge.sub(messages.len() as i64);
+    }
+
+    async fn database_ok(&self) {
+        if self.failures.swap(0, Ordering::Relaxed) > 0 {
+            tracing::info!("sqs: database is back; resuming");
+        }
+        self.health.db_unavailable.store(false, Ordering::Relaxed);
+        self.metrics.consumer_backoff.set(0);
+        *self.paused_until.lock().await = None;
+    }
+
+    async fn database_failed(&self) -> Duration {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let wait = Duration::from_secs(1 << n.min(5)).min(Duration::from_secs(30));
+        self.health.db_unavailable.store(true, Ordering::Relaxed);
+        self.metrics.consumer_backoff.set(1);
+        *self.paused_until.lock().await = Some(Instant::now() + wait);
+        wait
+    }
+
+    async fn delete(&self, messages: &[Message]) {
+        for chunk in messages.chunks(10) {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .receipt_handle(m.receipt_handle()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let result = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.config.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match result {
+                Ok(out) if out.failed().is_empty() => {}
+                Ok(out) => {
+                    self.metrics.delete_errors.inc_by(out.failed().len() as u64);
+                    for f in out.failed() {
+                        tracing::warn!(
+                            entry = f.id(),
+                            code = f.code(),
+                            "sqs: delete failed; the message will come back and be recognised as a duplicate"
+                        );
+                    }
+                }
+                Err(e) => {
+                    self.metrics.delete_errors.inc_by(chunk.len() as u64);
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e),
+                        "sqs: delete failed; the messages will come back and be recognised as duplicates");
+                }
+            }
+        }
+    }
+
+    /// Sets the batch's visibility so it returns when the consumer tries again.
+    async fn make_visible_after(&self, messages: &[Message], wait: Duration) {
+        for chunk in messages.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .receipt_handle(m.receipt_handle()?)
+                        .visibility_timeout(i32::try_from(wait.as_secs()).unwrap_or(30))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if let Err(e) = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.config.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::debug!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "sqs: could not change visibility; the queue's timeout applies");
+            }
+        }
+    }
+}
+
+/// Turns an SQS message into an accept entry, unwrapping an SNS envelope.
+pub fn to_entry(m: &Message) -> Entry {
+    let message_id = m.message_id().unwrap_or_default();
+    let body = m.body().unwrap_or_default();
+    let mut key = format!("sqs:{message_id}");
+    if body.trim().is_empty() {
+        return Entry::Rejected {
+            raw: body.to_string(),
+            reason: "empty message body".into(),
+            idempotency_key: Some(key),
+        };
+    }
+    let value: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Entry::Rejected {
+                raw: body.to_string(),
+                reason: format!("body is not valid JSON: {e}"),
+                idempotency_key: Some(key),
+            };
+        }
+    };
+    let value = match unwrap_sns(&value) {
+        Some((sns_id, inner)) => {
+            key = format!("sns:{sns_id}");
+            match serde_json::from_str::<Value>(inner) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Entry::Rejected {
+                        raw: body.to_string(),
+                        reason: format!("SNS Message is not valid JSON: {e}"),
+                        idempotency_key: Some(key),
+                    };
+                }
+            }
+        }
+        None => value,
+    };
+    if value.get("AlarmName").is_some() || value.get("detail-type").is_some() {
+        return Entry::Rejected {
+            raw: body.to_string(),
+            reason: "a CloudWatch alarm: alarm routing is not configured on this ingress".into(),
+            idempotency_key: Some(key),
+        };
+    }
+    match message::parse_value(value) {
+        Ok(mut v) => {
+            v.notification.set_default_idempotency_key(key);
+            Entry::Valid(v)
+        }
+        Err(e) => Entry::Rejected {
+            raw: body.to_string(),
+            reason: e.to_string(),
+            idempotency_key: Some(key),
+        },
+    }
+}
+
+/// If `v` is an SNS Notification envelope (a queue subscribed to a topic without raw
+/// delivery), its MessageId and Message.
+pub fn unwrap_sns(v: &Value) -> Option<(&str, &str)> {
+    if v.get("Type")?.as_str()? != "Notification" || v.get("TopicArn").is_none() {
+        return None;
+    }
+    Some((v.get("MessageId")?.as_str()?, v.get("Message")?.as_str()?))
+}

@@ -1,0 +1,505 @@
+//! The SQS ingress against moto with the real aws-sdk-sqs client, and MariaDB (or SQLite).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::both;
+use crate::helpers::{Db, TestApp, TestDb, json, spawn_on};
+use crate::support::{FlakyProxy, create_queue, eventually, queue_depth, send_all, sqs_client};
+
+fn app_body(user: &str, title: &str) -> String {
+    json!({"notificationType": "APP_NOTIFICATION", "userId": user, "title": title}).to_string()
+}
+
+async fn consumer(db_url: &str, queue_url: &str) -> TestApp {
+    let queue_url = queue_url.to_string();
+    spawn_on(
+        db_url,
+        |c| c.sqs_queue_url = Some(queue_url),
+        |b| b.sqs_client(sqs_client()),
+    )
+    .await
+}
+
+async fn inbox_count(app: &TestApp, user: &str) -> i64 {
+    app.get_ok(&format!("/v1/users/{user}/notifications/unread-count"))
+        .await["unread"]
+        .as_i64()
+        .unwrap()
+}
+
+both!(
+    happy_path_in_batches,
+    duplicates_and_poison_messages,
+    sns_envelope_is_unwrapped
+);
+
+async fn happy_path_in_batches(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let bodies: Vec<String> = (0..35).map(|i| app_body("u1", &format!("n{i}"))).collect();
+    send_all(&client, &queue, &bodies, None).await;
+    let app = consumer(&test_db.url, &queue).await;
+    eventually(Duration::from_secs(30), "35 inbox rows", || async {
+        inbox_count(&app, "u1").await == 35
+    })
+    .await;
+    eventually(Duration::from_secs(10), "queue drained", || async {
+        queue_depth(&client, &queue).await == 0
+    })
+    .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("allim_messages_accepted_total{source=\"sqs\"} 35"),
+        "{metrics}"
+    );
+    // SQS delivers at least once (moto, with two pollers, sometimes hands a message to both):
+    // whatever came twice was recognised as a duplicate.
+    let value = |name: &str| -> i64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        value("allim_messages_received_total{source=\"sqs\"}"),
+        35 + value("allim_messages_duplicate_total{source=\"sqs\"}"),
+        "{metrics}"
+    );
+    let sources: i64 = app
+        .count("SELECT COUNT(*) FROM deliveries WHERE source = 'sqs' AND status = 'delivered'")
+        .await;
+    assert_eq!(sources, 35);
+    app.stop().await;
+}
+
+async fn duplicates_and_poison_messages(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let keyed = json!({"notificationType": "APP_NOTIFICATION", "userId": "u2", "title": "once", "idempotencyKey": "k-1"}).to_string();
+    let bodies = vec![
+        keyed.clone(),
+        keyed.clone(),
+        "this is not json".to_string(),
+        json!({"notificationType": "EMAIL", "to": "x@y.z"}).to_string(),
+        json!({"notificationType": "APP_NOTIFICATION", "userId": "u2", "title": ""}).to_string(),
+    ];
+    send_all(&client, &queue, &bodies, None).await;
+    let app = consumer(&test_db.url, &queue).await;
+    eventually(
+        Duration::from_secs(30),
+        "5 messages handled and deleted",
+        || async {
+            queue_depth(&client, &queue).await == 0
+                && app
+                    .count("SELECT COUNT(*) FROM deliveries WHERE status = 'rejected'")
+                    .await
+                    == 3
+        },
+    )
+    .await;
+    // The same key twice, even in one batch: one delivery, one inbox row.
+    assert_eq!(inbox_count(&app, "u2").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE idempotency_key = 'k-1'")
+            .await,
+        1
+    );
+    // Sent again later: still one.
+    send_all(&client, &queue, &[keyed], None).await;
+    eventually(
+        Duration::from_secs(20),
+        "redelivered message deleted",
+        || async { queue_depth(&client, &queue).await == 0 },
+    )
+    .await;
+    assert_eq!(inbox_count(&app, "u2").await, 1);
+
+    // Poison messages are kept with their raw body and the reason.
+    let page = app.get_ok("/v1/dead-letters?status=rejected").await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{page}");
+    let raw: Vec<&str> = items
+        .iter()
+        .map(|i| i["rawBody"].as_str().unwrap())
+        .collect();
+    assert!(raw.contains(&"this is not json"));
+    let reasons: Vec<&str> = items
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not valid JSON")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("EMAIL")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("title:")),
+        "{reasons:?}"
+    );
+    let email = items
+        .iter()
+        .find(|i| i["reason"].as_str().unwrap().contains("EMAIL"))
+        .unwrap();
+    assert_eq!(email["notificationType"], "UNKNOWN");
+    assert!(
+        email["idempotencyKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqs:")
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("allim_messages_rejected_total{source=\"sqs\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("allim_messages_duplicate_total{source=\"sqs\"} 2"),
+        "{metrics}"
+    );
+
+    // A rejected message that is still invalid cannot be redriven as it is.
+    let id = items
+        .iter()
+        .find(|i| i["rawBody"] == "this is not json")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, b) = json(
+        app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (422, Some("malformed_json")),
+        "{b}"
+    );
+    app.stop().await;
+}
+
+async fn sns_envelope_is_unwrapped(db: Db) {
+    let test_db = TestDb::new(db).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let envelope = |id: &str, message: &str| {
+        json!({"Type": "Notification", "MessageId": id, "TopicArn": "arn:aws:sns:ap-northeast-2:123456789012:allim",
+               "Message": message, "Timestamp": "2026-11-22T00:00:00.000Z", "SignatureVersion": "1",
+               "Signature": "x", "SigningCertURL": "https://sns.ap-northeast-2.amazonaws.com/x.pem"})
+        .to_string()
+    };
+    let inner = app_body("u3", "from sns");
+    // SNS retried into the queue: the same SNS MessageId twice.
+    let bodies = vec![
+        envelope("6e1c-1", &inner),
+        envelope("6e1c-1", &inner),
+        envelope("6e1c-2", "not json"),
+    ];
+    send_all(&client, &queue, &bodies, None).await;
+    let app = consumer(&test_db.url, &queue).await;
+    eventually(Duration::from_secs(30), "envelopes handled", || async {
+        queue_depth(&client, &queue).await == 0
+            && app.count("SELECT COUNT(*) FROM deliveries").await == 2
+    })
+    .await;
+    let page = app.get_ok("/v1/users/u3/notifications").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["title"], "from sns");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE idempotency_key = 'sns:6e1c-1'")
+            .await,
+        1
+    );
+    let rejected = app.get_ok("/v1/dead-letters?status=rejected").await;
+    assert!(
+        rejected["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SNS Message is not valid JSON")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_group_order_is_kept() {
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, true).await;
+    let bodies: Vec<String> = (0..30)
+        .map(|i| app_body("u4", &format!("{i:02}")))
+        .collect();
+    send_all(&client, &queue, &bodies, Some("user-u4")).await;
+    let app = consumer(&test_db.url, &queue).await;
+    eventually(Duration::from_secs(30), "30 rows", || async {
+        inbox_count(&app, "u4").await == 30
+    })
+    .await;
+    let page = app.get_ok("/v1/users/u4/notifications?limit=100").await;
+    let titles: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..30).rev().map(|i| format!("{i:02}")).collect();
+    assert_eq!(
+        titles, expected,
+        "newest first = the reverse of the send order"
+    );
+    app.stop().await;
+}
+
+/// MariaDB goes away while messages arrive: nothing is deleted, readiness says so, and once
+/// the database is back every message lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_then_back_loses_nothing() {
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let server: url_lite::Server = url_lite::parse(&crate::helpers::mysql_server_url());
+    let upstream = tokio::net::lookup_host((server.host.as_str(), server.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FlakyProxy::start(upstream).await;
+    let db_name = test_db.url.rsplit('/').next().unwrap().to_string();
+    let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let app = consumer(&via_proxy, &queue).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    proxy.set_up(false);
+    let bodies: Vec<String> = (0..12).map(|i| app_body("u5", &format!("n{i}"))).collect();
+    send_all(&client, &queue, &bodies, None).await;
+    eventually(
+        Duration::from_secs(30),
+        "readiness reports the database",
+        || async { app.get("/readyz").await.status() == 503 },
+    )
+    .await;
+    assert_eq!(
+        queue_depth(&client, &queue).await,
+        12,
+        "nothing deleted while the database is down"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("allim_sqs_consumer_backoff 1"),
+        "{metrics}"
+    );
+
+    proxy.set_up(true);
+    eventually(
+        Duration::from_secs(60),
+        "all 12 stored after the database returns",
+        || async {
+            app.get("/readyz").await.status() == 200 && inbox_count(&app, "u5").await == 12
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(20), "queue drained", || async {
+        queue_depth(&client, &queue).await == 0
+    })
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries").await,
+        12,
+        "no double insert"
+    );
+    app.stop().await;
+}
+
+/// Two allim processes on one queue and one database: every message lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_share_queue_and_database() {
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let push = crate::support::ScriptedChannel::default();
+    let start = |push: crate::support::ScriptedChannel| {
+        let queue = queue.clone();
+        let url = test_db.url.clone();
+        async move {
+            spawn_on(
+                &url,
+                |c| c.sqs_queue_url = Some(queue),
+                |b| {
+                    b.sqs_client(sqs_client()).channel(
+                        allim::accept::NotificationType::Push,
+                        std::sync::Arc::new(push),
+                    )
+                },
+            )
+            .await
+        }
+    };
+    let a = start(push.clone()).await;
+    let b = start(push.clone()).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let mut bodies: Vec<String> = Vec::new();
+    for i in 0..40 {
+        bodies.push(app_body("u6", &format!("now{i}")));
+        // Scheduled ones are released by whichever dispatcher claims them first.
+        bodies.push(json!({"notificationType": "APP_NOTIFICATION", "userId": "u6", "title": format!("later{i}"), "deliverAt": soon}).to_string());
+        bodies.push(
+            json!({"notificationType": "PUSH", "tokens": [format!("tok{i}")], "title": "t"})
+                .to_string(),
+        );
+    }
+    send_all(&client, &queue, &bodies, None).await;
+    eventually(
+        Duration::from_secs(60),
+        "120 deliveries delivered",
+        || async {
+            a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
+                .await
+                == 120
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(20), "queue drained", || async {
+        queue_depth(&client, &queue).await == 0
+    })
+    .await;
+    assert_eq!(inbox_count(&a, "u6").await, 80);
+    assert_eq!(a.count("SELECT COUNT(*) FROM deliveries").await, 120);
+    let calls = push.calls();
+    let mut unique = calls.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        (calls.len(), unique.len()),
+        (40, 40),
+        "each push sent exactly once across both processes"
+    );
+    let handled = |m: &str| -> i64 {
+        m.lines()
+            .find(|l| l.starts_with("allim_messages_received_total{source=\"sqs\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let ma = a.get("/metrics").await.text().await.unwrap();
+    let mb = b.get("/metrics").await.text().await.unwrap();
+    assert!(handled(&ma) + handled(&mb) >= 120);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The real binary gets SIGTERM in the middle of a stream: it exits 0, and a second run
+/// finishes the queue with no message lost and none stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_loses_nothing() {
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let total = 200;
+    let bodies: Vec<String> = (0..total)
+        .map(|i| app_body("u7", &format!("n{i}")))
+        .collect();
+    send_all(&client, &queue, &bodies, None).await;
+    let store = {
+        let mut c = allim::config::Config::for_tests(test_db.url.clone());
+        c.auto_migrate = false;
+        allim::store::Store::connect(&c).await.unwrap()
+    };
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox")
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or(0)
+    };
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_allim"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &test_db.url)
+            .env("ALLIM_LISTEN", "127.0.0.1:0")
+            .env("ALLIM_SQS_QUEUE_URL", &queue)
+            .env("ALLIM_SQS_WAIT_TIME", "1s")
+            .env("ALLIM_SQS_POLLERS", "1")
+            .env("AWS_ENDPOINT_URL_SQS", crate::support::moto_endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("ALLIM_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start allim")
+    };
+    let mut first = run();
+    eventually(
+        Duration::from_secs(60),
+        "the first run consumed some",
+        || async { stored().await > 0 },
+    )
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "allim exits 0 on SIGTERM: {exit:?}");
+    let after_first = stored().await;
+    assert!(
+        after_first < total as i64,
+        "stopped mid-stream ({after_first} of {total})"
+    );
+
+    let mut second = run();
+    eventually(
+        Duration::from_secs(120),
+        "the second run finished the queue",
+        || async { stored().await == total as i64 },
+    )
+    .await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || second.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success());
+    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT title) FROM inbox")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored().await, distinct),
+        (total as i64, total as i64),
+        "every message once"
+    );
+    assert_eq!(queue_depth(&client, &queue).await, 0);
+    store.close().await;
+}
+
+/// Minimal parsing of `mysql://user[:pass]@host:port`.
+mod url_lite {
+    pub struct Server {
+        pub userinfo: String,
+        pub host: String,
+        pub port: u16,
+    }
+
+    pub fn parse(url: &str) -> Server {
+        let rest = url.split_once("://").unwrap().1.trim_end_matches('/');
+        let (userinfo, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+        Server {
+            userinfo: userinfo.to_string(),
+            host: host.to_string(),
+            port: port.parse().unwrap(),
+        }
+    }
+}
