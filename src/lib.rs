@@ -74,13 +74,66 @@ impl ApplicationBuilder {
             .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.listen))?;
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
-        let acceptor = Acceptor::new(store.clone(), wake.clone());
+        let rules = accept::Rules {
+            slack_webhooks: config
+                .slack_webhooks
+                .iter()
+                .map(|w| w.name.clone())
+                .collect(),
+        };
+        let acceptor = Acceptor::new(store.clone(), wake.clone(), rules);
+        let http = channels::http::client(config.http_timeout);
         let consumer_health = Arc::new(ConsumerHealth::default());
 
         let mut channels = Channels::default();
         channels.register(
             NotificationType::AppNotification,
             Arc::new(channels::in_app::InApp::new(store.clone())),
+        );
+        let sens = match (
+            &config.sens_access_key,
+            &config.sens_secret_key,
+            &config.sens_service_id,
+            &config.sens_from,
+        ) {
+            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => {
+                Some(channels::sens::SensConfig {
+                    access_key: access_key.clone(),
+                    secret_key: secret_key.clone(),
+                    service_id: service_id.clone(),
+                    from: from.clone(),
+                    base_url: config.sens_base_url.clone(),
+                })
+            }
+            _ => None,
+        };
+        channels.register(
+            NotificationType::Sms,
+            channels::sens::Sens::new(http.clone(), sens, config.sens_rate_per_sec, store.clone()),
+        );
+        let account = config
+            .fcm_credentials
+            .as_deref()
+            .map(channels::fcm::ServiceAccount::from_file)
+            .transpose()?;
+        channels.register(
+            NotificationType::Push,
+            channels::fcm::Fcm::new(
+                http.clone(),
+                account,
+                config.fcm_base_url.clone(),
+                config.fcm_token_url.clone(),
+                config.fcm_rate_per_sec,
+                store.clone(),
+            )?,
+        );
+        channels.register(
+            NotificationType::Slack,
+            channels::slack::Slack::new(
+                http.clone(),
+                &config.slack_webhooks,
+                config.slack_rate_per_sec,
+            ),
         );
         for (kind, channel) in self.channels {
             channels.register(kind, channel);
@@ -182,6 +235,9 @@ impl Application {
             auth = if state.config.api_tokens.is_empty() { "off" } else { "bearer" },
             sqs = state.config.sqs_queue_url.as_deref().unwrap_or("off"),
             dispatch = state.config.dispatch,
+            sms = if state.config.sens_access_key.is_some() { "sens" } else { "dry-run" },
+            push = if state.config.fcm_credentials.is_some() { "fcm" } else { "dry-run" },
+            slack = if state.config.slack_webhooks.is_empty() { "dry-run" } else { "webhooks" },
             "allim ready"
         );
         let app = api::router(state);

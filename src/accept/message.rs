@@ -21,7 +21,7 @@ pub mod limits {
     pub const LINK_MAX: usize = 2048;
     pub const DATA_MAX_BYTES: usize = 16 * 1024;
     pub const PUSH_TOKENS_MAX: usize = 500;
-    pub const PUSH_TOKEN_MAX: usize = 4096;
+    pub const PUSH_TOKEN_MAX: usize = 1024;
     /// FCM's payload limit is 4096 bytes; leave room for the envelope.
     pub const PUSH_PAYLOAD_MAX_BYTES: usize = 3800;
     pub const SMS_RECIPIENTS_MAX: usize = 1000;

@@ -76,6 +76,37 @@ pub struct Acceptor {
     store: Store,
     /// Woken when something due now was stored, so the dispatcher need not wait its interval.
     wake: Arc<Notify>,
+    rules: Arc<Rules>,
+}
+
+/// Checks that depend on the configuration rather than on the message alone.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Configured Slack webhook names; empty means Slack is a dry run and any name goes.
+    pub slack_webhooks: Vec<String>,
+}
+
+impl Rules {
+    fn check(&self, v: &Validated) -> Result<(), ContractError> {
+        if let Notification::Slack(s) = &v.notification
+            && !self.slack_webhooks.is_empty()
+        {
+            let name = s
+                .channel
+                .as_deref()
+                .unwrap_or(crate::channels::slack::DEFAULT_WEBHOOK);
+            if !self.slack_webhooks.iter().any(|w| w == name) {
+                return Err(ContractError::Invalid(FieldError {
+                    field: "channel".into(),
+                    message: format!(
+                        "no Slack webhook named {name:?} is configured (configured: {})",
+                        self.slack_webhooks.join(", ")
+                    ),
+                }));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The rows one entry turns into.
@@ -85,8 +116,27 @@ struct Planned {
 }
 
 impl Acceptor {
-    pub fn new(store: Store, wake: Arc<Notify>) -> Self {
-        Acceptor { store, wake }
+    pub fn new(store: Store, wake: Arc<Notify>, rules: Rules) -> Self {
+        Acceptor {
+            store,
+            wake,
+            rules: Arc::new(rules),
+        }
+    }
+
+    /// Parses and validates a body: the message contract plus the configuration's rules.
+    /// Every ingress parses through here.
+    pub fn parse(&self, body: &[u8]) -> Result<Validated, ContractError> {
+        let v = message::parse_notification(body)?;
+        self.rules.check(&v)?;
+        Ok(v)
+    }
+
+    /// As [`Acceptor::parse`], from a JSON value.
+    pub fn parse_value(&self, value: serde_json::Value) -> Result<Validated, ContractError> {
+        let v = message::parse_value(value)?;
+        self.rules.check(&v)?;
+        Ok(v)
     }
 
     /// Accepts one entry.

@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::{ApiError, ApiResult, ErrorBody, contract_error_body};
 use super::extract::{ApiQuery, RawBody};
 use crate::accept::NotificationType;
-use crate::accept::message::{self, format_ms};
+use crate::accept::message::format_ms;
 use crate::store::{self, DeadLetterFilter, DeliveryRow};
 
 /// A dead or rejected delivery.
@@ -224,7 +224,9 @@ pub async fn redrive(
             let inner = serde_json::from_slice::<serde_json::Value>(raw)
                 .ok()
                 .and_then(|v| crate::ingress::sqs::unwrap_sns(&v).map(|(_, m)| m.to_string()));
-            let parsed = message::parse_notification(inner.as_deref().map_or(raw, str::as_bytes));
+            let parsed = state
+                .acceptor
+                .parse(inner.as_deref().map_or(raw, str::as_bytes));
             let mut v = parsed.map_err(|e| ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 body: contract_error_body(&e),

@@ -92,7 +92,7 @@ pub struct ReadAllResult {
 }
 
 /// The same rule as the contract's `userId`, for the path segment.
-fn check_user(user_id: &str) -> ApiResult<()> {
+pub(crate) fn check_user(user_id: &str) -> ApiResult<()> {
     let ok = !user_id.is_empty()
         && user_id.chars().count() <= limits::USER_ID_MAX
         && !user_id.chars().any(|c| c.is_whitespace() || c.is_control());

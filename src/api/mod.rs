@@ -4,6 +4,7 @@
 
 pub mod dead_letters;
 pub mod deliveries;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -63,6 +64,7 @@ When `ALLIM_API_TOKENS` is set, every `/v1` request needs `Authorization: Bearer
         (name = "notifications", description = "Send notifications"),
         (name = "deliveries", description = "What happened to a notification"),
         (name = "inbox", description = "A user's in-app inbox, for the app"),
+        (name = "devices", description = "Push device registry"),
         (name = "dead letters", description = "Deliveries given up and messages rejected; redrive"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
@@ -106,6 +108,8 @@ fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(inbox::unread_count))
         .routes(routes!(inbox::mark_read))
         .routes(routes!(inbox::mark_all_read))
+        .routes(routes!(devices::register, devices::list))
+        .routes(routes!(devices::remove))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
         .routes(routes!(dead_letters::redrive_bulk))
@@ -118,7 +122,11 @@ pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
 
 /// Routes and document together; the token check wraps only the `/v1` routes.
 fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let tokens: Arc<[String]> = config.api_tokens.clone().into();
+    let tokens: Arc<[String]> = config
+        .api_tokens
+        .iter()
+        .map(|t| t.expose().to_string())
+        .collect();
     let v1 = v1_routes(config).layer(middleware::from_fn(move |req: Request, next: Next| {
         let tokens = tokens.clone();
         async move { require_token(&tokens, req, next).await }

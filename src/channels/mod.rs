@@ -3,7 +3,11 @@
 //! or permanent failure — so the dispatcher needs to know nothing about providers. Adding a
 //! channel means one module and one [`Channels::register`] line.
 
+pub mod fcm;
+pub mod http;
 pub mod in_app;
+pub mod sens;
+pub mod slack;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -81,7 +81,7 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub api_tokens: Vec<String>,
+    pub api_tokens: Vec<Secret>,
 
     /// Largest accepted request body in bytes for one notification (batches get 16×, at most 8 MiB).
     #[arg(long, env = "ALLIM_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
@@ -164,6 +164,94 @@ pub struct Config {
     #[arg(long, env = "ALLIM_RETRY_CAP", default_value = "1h", value_parser = parse_duration, global = true)]
     pub retry_cap: Duration,
 
+    /// Timeout of every outbound HTTP call (SENS, FCM, Slack, certificate fetches).
+    #[arg(long, env = "ALLIM_HTTP_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub http_timeout: Duration,
+
+    /// Naver Cloud access key for SENS. Without the SENS keys, SMS is dry-run (logged only).
+    #[arg(
+        long,
+        env = "ALLIM_SENS_ACCESS_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sens_access_key: Option<String>,
+
+    /// Naver Cloud secret key for SENS (signs each request).
+    #[arg(
+        long,
+        env = "ALLIM_SENS_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub sens_secret_key: Option<Secret>,
+
+    /// SENS SMS service id, e.g. `ncp:sms:kr:123456789012:myproject`.
+    #[arg(long, env = "ALLIM_SENS_SERVICE_ID", global = true)]
+    pub sens_service_id: Option<String>,
+
+    /// Pre-registered calling number SMS are sent from (digits).
+    #[arg(long, env = "ALLIM_SENS_FROM", global = true)]
+    pub sens_from: Option<String>,
+
+    /// SENS API base URL.
+    #[arg(
+        long,
+        env = "ALLIM_SENS_BASE_URL",
+        default_value = "https://sens.apigw.ntruss.com",
+        global = true
+    )]
+    pub sens_base_url: String,
+
+    /// Most SENS requests per second.
+    #[arg(
+        long,
+        env = "ALLIM_SENS_RATE_PER_SEC",
+        default_value_t = 20.0,
+        global = true
+    )]
+    pub sens_rate_per_sec: f64,
+
+    /// Path of the Firebase service-account JSON. Without it, push is dry-run (logged only).
+    #[arg(long, env = "ALLIM_FCM_CREDENTIALS", global = true)]
+    pub fcm_credentials: Option<std::path::PathBuf>,
+
+    /// FCM API base URL.
+    #[arg(
+        long,
+        env = "ALLIM_FCM_BASE_URL",
+        default_value = "https://fcm.googleapis.com",
+        global = true
+    )]
+    pub fcm_base_url: String,
+
+    /// OAuth2 token endpoint (default: the credentials' `token_uri`).
+    #[arg(long, env = "ALLIM_FCM_TOKEN_URL", global = true)]
+    pub fcm_token_url: Option<String>,
+
+    /// Most FCM sends per second.
+    #[arg(
+        long,
+        env = "ALLIM_FCM_RATE_PER_SEC",
+        default_value_t = 200.0,
+        global = true
+    )]
+    pub fcm_rate_per_sec: f64,
+
+    /// Named Slack incoming webhooks: `default=https://hooks.slack.com/…,ops=https://…`. A
+    /// message's `channel` picks one (absent: `default`). Without any, Slack is dry-run.
+    #[arg(long, env = "ALLIM_SLACK_WEBHOOKS", value_delimiter = ',', value_parser = parse_webhook, hide_env_values = true, global = true)]
+    pub slack_webhooks: Vec<SlackWebhook>,
+
+    /// Most Slack posts per second (Slack allows about one per second per webhook).
+    #[arg(
+        long,
+        env = "ALLIM_SLACK_RATE_PER_SEC",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub slack_rate_per_sec: f64,
+
     /// Log format: `pretty` or `json` (default: pretty on a terminal, json otherwise).
     #[arg(long, env = "ALLIM_LOG_FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -171,6 +259,77 @@ pub struct Config {
     /// Log filter in `tracing` syntax, e.g. `info` or `allim=debug,sqlx=warn`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
     pub log_filter: String,
+}
+
+/// A secret setting: printed as `***` by `Debug`, so it never reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself; call only where it is used (a header, a signature).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// A named Slack incoming webhook (`name=https://hooks.slack.com/services/…`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SlackWebhook {
+    pub name: String,
+    pub url: Secret,
+}
+
+impl std::fmt::Debug for SlackWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=***", self.name)
+    }
+}
+
+fn parse_webhook(s: &str) -> Result<SlackWebhook, String> {
+    let (name, url) = s.split_once('=').ok_or_else(|| {
+        format!(
+            "{:?} is not NAME=URL",
+            s.split('=').next().unwrap_or_default()
+        )
+    })?;
+    let name = name.trim();
+    let url = url.trim();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "webhook name {name:?} must be [a-z0-9_-], at most 64 characters"
+        ));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
+            "webhook {name:?}: the URL must start with https://"
+        ));
+    }
+    Ok(SlackWebhook {
+        name: name.to_string(),
+        url: Secret::new(url),
+    })
 }
 
 /// The database the URL selects.
@@ -187,7 +346,7 @@ impl Config {
         if self.db_max_connections == 0 || self.db_max_connections > 1000 {
             anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");
         }
-        for (i, token) in self.api_tokens.iter().enumerate() {
+        for (i, token) in self.api_tokens.iter().map(Secret::expose).enumerate() {
             if token.trim().len() < 16 {
                 anyhow::bail!(
                     "ALLIM_API_TOKENS: token #{} is shorter than 16 characters (tokens are secrets; use random ones)",
@@ -242,6 +401,56 @@ impl Config {
         }
         if self.retry_base > self.retry_cap {
             anyhow::bail!("ALLIM_RETRY_BASE must not exceed ALLIM_RETRY_CAP");
+        }
+        if self.http_timeout < Duration::from_millis(100)
+            || self.http_timeout > Duration::from_secs(60)
+        {
+            anyhow::bail!("ALLIM_HTTP_TIMEOUT must be between 100ms and 60s");
+        }
+        if self.http_timeout >= self.dispatch_lease {
+            anyhow::bail!("ALLIM_HTTP_TIMEOUT must be shorter than ALLIM_DISPATCH_LEASE");
+        }
+        let sens = [
+            self.sens_access_key.is_some(),
+            self.sens_secret_key.is_some(),
+            self.sens_service_id.is_some(),
+            self.sens_from.is_some(),
+        ];
+        if sens.iter().any(|x| *x) && !sens.iter().all(|x| *x) {
+            anyhow::bail!(
+                "SENS needs all of ALLIM_SENS_ACCESS_KEY, ALLIM_SENS_SECRET_KEY, ALLIM_SENS_SERVICE_ID and ALLIM_SENS_FROM (or none, for dry-run)"
+            );
+        }
+        if let Some(from) = &self.sens_from
+            && (from.is_empty() || !from.chars().all(|c| c.is_ascii_digit()))
+        {
+            anyhow::bail!("ALLIM_SENS_FROM must be the registered calling number, digits only");
+        }
+        for (name, url) in [
+            ("ALLIM_SENS_BASE_URL", &self.sens_base_url),
+            ("ALLIM_FCM_BASE_URL", &self.fcm_base_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                anyhow::bail!("{name} must be an http(s) URL");
+            }
+        }
+        for (name, rate) in [
+            ("ALLIM_SENS_RATE_PER_SEC", self.sens_rate_per_sec),
+            ("ALLIM_FCM_RATE_PER_SEC", self.fcm_rate_per_sec),
+            ("ALLIM_SLACK_RATE_PER_SEC", self.slack_rate_per_sec),
+        ] {
+            if !(rate > 0.0 && rate <= 100_000.0) {
+                anyhow::bail!("{name} must be above 0 and at most 100000");
+            }
+        }
+        let mut names: Vec<&str> = self
+            .slack_webhooks
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            anyhow::bail!("ALLIM_SLACK_WEBHOOKS names a webhook twice");
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter)
             .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid filter: {e}"))?;
@@ -319,6 +528,19 @@ impl Config {
             retry_max_attempts: 5,
             retry_base: Duration::from_millis(50),
             retry_cap: Duration::from_secs(1),
+            http_timeout: Duration::from_secs(5),
+            sens_access_key: None,
+            sens_secret_key: None,
+            sens_service_id: None,
+            sens_from: None,
+            sens_base_url: "https://sens.apigw.ntruss.com".into(),
+            sens_rate_per_sec: 1000.0,
+            fcm_credentials: None,
+            fcm_base_url: "https://fcm.googleapis.com".into(),
+            fcm_token_url: None,
+            fcm_rate_per_sec: 1000.0,
+            slack_webhooks: Vec::new(),
+            slack_rate_per_sec: 1000.0,
             log_format: Some(LogFormat::Json),
             log_filter: "warn".into(),
         }
@@ -395,14 +617,35 @@ mod tests {
                 .contains("DATABASE_URL")
         );
         c.database_url = "sqlite://x.db".into();
-        c.api_tokens = vec!["short".into()];
+        c.api_tokens = vec![Secret::new("short")];
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
                 .contains("ALLIM_API_TOKENS")
         );
-        c.api_tokens = vec!["0123456789abcdef0".into()];
+        c.api_tokens = vec![Secret::new("0123456789abcdef0")];
         c.validate().unwrap();
+        assert_eq!(format!("{:?}", c.api_tokens), "[***]");
+        c.sens_access_key = Some("AK".into());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("ALLIM_SENS_SECRET_KEY")
+        );
+    }
+
+    #[test]
+    fn webhooks_parse() {
+        let w = parse_webhook("ops=https://hooks.slack.com/services/T/B/x").unwrap();
+        assert_eq!(
+            (w.name.as_str(), w.url.expose()),
+            ("ops", "https://hooks.slack.com/services/T/B/x")
+        );
+        assert_eq!(format!("{w:?}"), "ops=***");
+        assert!(parse_webhook("Ops=https://x").is_err());
+        assert!(parse_webhook("ops").is_err());
+        assert!(parse_webhook("ops=ftp://x").is_err());
     }
 }

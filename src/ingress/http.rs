@@ -75,7 +75,7 @@ pub async fn send_notification(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<AcceptedResponse>)> {
-    let validated = message::parse_notification(&body)?;
+    let validated = state.acceptor.parse(&body)?;
     let outcome = state
         .acceptor
         .accept_one(Source::Http, Entry::Valid(validated))
@@ -174,7 +174,7 @@ pub async fn send_batch(
     let mut entries = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        match message::parse_value(item) {
+        match state.acceptor.parse_value(item) {
             Ok(v) => {
                 positions.push(index);
                 entries.push(Entry::Valid(v));

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accept::{Acceptor, Entry, Source, message};
+use crate::accept::{Acceptor, Entry, Source};
 use crate::api::metrics::SharedMetrics;
 
 /// Consumer settings (from [`crate::config::Config`]).
@@ -183,7 +183,10 @@ impl SqsConsumer {
             .received
             .with_label_values(&["sqs"])
             .inc_by(messages.len() as u64);
-        let entries: Vec<Entry> = messages.iter().map(to_entry).collect();
+        let entries: Vec<Entry> = messages
+            .iter()
+            .map(|m| to_entry(&self.acceptor, m))
+            .collect();
         let rejected: Vec<bool> = entries
             .iter()
             .map(|e| matches!(e, Entry::Rejected { .. }))
@@ -300,7 +303,7 @@ impl SqsConsumer {
 }
 
 /// Turns an SQS message into an accept entry, unwrapping an SNS envelope.
-pub fn to_entry(m: &Message) -> Entry {
+pub fn to_entry(acceptor: &Acceptor, m: &Message) -> Entry {
     let message_id = m.message_id().unwrap_or_default();
     let body = m.body().unwrap_or_default();
     let mut key = format!("sqs:{message_id}");
@@ -344,7 +347,7 @@ pub fn to_entry(m: &Message) -> Entry {
             idempotency_key: Some(key),
         };
     }
-    match message::parse_value(value) {
+    match acceptor.parse_value(value) {
         Ok(mut v) => {
             v.notification.set_default_idempotency_key(key);
             Entry::Valid(v)

@@ -6,9 +6,11 @@
 //! Each query is one small function. Functions that must run inside the accept transaction
 //! take `&mut AnyConnection`; the rest take the pool.
 
+mod devices;
 mod dispatch;
 mod inbox;
 
+pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
 

@@ -534,7 +534,10 @@ async fn delivery_lookup(db: Db) {
 #[tokio::test]
 async fn api_tokens_guard_v1_only() {
     let token = "test-token-0123456789abcdef";
-    let mut app = spawn_app_with(Db::Sqlite, |c| c.api_tokens = vec![token.to_string()]).await;
+    let mut app = spawn_app_with(Db::Sqlite, |c| {
+        c.api_tokens = vec![allim::config::Secret::new(token)]
+    })
+    .await;
     let n = app_notification("a", "x");
     let (s, _) = json(app.post("/v1/notifications", &n).await).await;
     assert_eq!(s, 202, "with the configured token");

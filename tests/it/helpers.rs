@@ -138,7 +138,7 @@ pub async fn spawn_on(
 ) -> TestApp {
     let mut config = Config::for_tests(url);
     configure(&mut config);
-    let token = config.api_tokens.first().cloned();
+    let token = config.api_tokens.first().map(|t| t.expose().to_string());
     let app = build(Application::builder(config))
         .build()
         .await

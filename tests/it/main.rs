@@ -2,8 +2,10 @@
 //! moto as the SQS server.
 
 mod helpers;
+mod providers;
 mod support;
 
 mod api;
+mod channels;
 mod dispatch;
 mod sqs;
