@@ -2,7 +2,8 @@
 # Runs allim's whole test suite on this machine, starting what it needs first:
 #   - MariaDB on 127.0.0.1:3306 (root, empty password): started if it is not answering,
 #     installed from Debian's packages if it is missing;
-#   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start.
+#   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start;
+#   - the openssl command, which signs the SNS test messages.
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh api::).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,16 @@ ensure_moto() {
   export ALLIM_TEST_MOTO
 }
 
+ensure_tools() {
+  # openssl signs the SNS test messages, independently of allim's verifier.
+  if ! command -v openssl >/dev/null 2>&1; then
+    log "installing openssl"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+}
+
+ensure_tools
 ensure_mariadb
 ensure_moto
 # Leftovers of interrupted runs.

@@ -7,6 +7,7 @@
 //! [`Application`] wires them together so that tests run the same code path as production.
 
 pub mod accept;
+pub mod alarms;
 pub mod api;
 pub mod channels;
 pub mod config;
@@ -65,6 +66,11 @@ impl ApplicationBuilder {
     pub async fn build(self) -> anyhow::Result<Application> {
         let config = self.config;
         config.validate()?;
+        let webhook_names: Vec<String> = config.slack_webhooks.iter().map(|w| w.name.clone()).collect();
+        let alarm_rules = match &config.alarm_rules {
+            Some(path) => alarms::Rules::load(path, &webhook_names)?,
+            None => alarms::Rules::default(),
+        };
         let store = Store::connect(&config).await?;
         if config.auto_migrate {
             store.migrate().await?;
@@ -75,15 +81,26 @@ impl ApplicationBuilder {
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
         let rules = accept::Rules {
-            slack_webhooks: config
-                .slack_webhooks
-                .iter()
-                .map(|w| w.name.clone())
-                .collect(),
+            slack_webhooks: webhook_names,
         };
         let acceptor = Acceptor::new(store.clone(), wake.clone(), rules);
         let http = channels::http::client(config.http_timeout);
         let consumer_health = Arc::new(ConsumerHealth::default());
+        let alarm_router = alarms::AlarmRouter::new(store.clone(), acceptor.clone(), alarm_rules, metrics.clone());
+        let sns = (!config.sns_topic_arns.is_empty()).then(|| {
+            Arc::new(ingress::sns::SnsVerifier::new(
+                http.clone(),
+                config.sns_topic_arns.clone(),
+                config.sns_insecure_cert_url_prefix.clone(),
+                config.sns_insecure_cert_fetch_base.clone(),
+            ))
+        });
+        if let Some(prefix) = &config.sns_insecure_cert_url_prefix {
+            tracing::warn!(prefix = %prefix, "ALLIM_SNS_INSECURE_CERT_URL_PREFIX is set: SNS certificates are also accepted from this prefix. FOR TESTS ONLY; never set it in production");
+        }
+        if let Some(base) = &config.sns_insecure_cert_fetch_base {
+            tracing::warn!(base = %base, "ALLIM_SNS_INSECURE_CERT_FETCH_BASE is set: SNS certificates are fetched from this host. FOR TESTS ONLY; never set it in production");
+        }
 
         let mut channels = Channels::default();
         channels.register(
@@ -96,15 +113,13 @@ impl ApplicationBuilder {
             &config.sens_service_id,
             &config.sens_from,
         ) {
-            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => {
-                Some(channels::sens::SensConfig {
-                    access_key: access_key.clone(),
-                    secret_key: secret_key.clone(),
-                    service_id: service_id.clone(),
-                    from: from.clone(),
-                    base_url: config.sens_base_url.clone(),
-                })
-            }
+            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => Some(channels::sens::SensConfig {
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+                service_id: service_id.clone(),
+                from: from.clone(),
+                base_url: config.sens_base_url.clone(),
+            }),
             _ => None,
         };
         channels.register(
@@ -129,11 +144,7 @@ impl ApplicationBuilder {
         );
         channels.register(
             NotificationType::Slack,
-            channels::slack::Slack::new(
-                http.clone(),
-                &config.slack_webhooks,
-                config.slack_rate_per_sec,
-            ),
+            channels::slack::Slack::new(http.clone(), &config.slack_webhooks, config.slack_rate_per_sec),
         );
         for (kind, channel) in self.channels {
             channels.register(kind, channel);
@@ -157,6 +168,7 @@ impl ApplicationBuilder {
                     client,
                     sqs,
                     acceptor.clone(),
+                    alarm_router.clone(),
                     metrics.clone(),
                     consumer_health.clone(),
                 )))
@@ -170,6 +182,9 @@ impl ApplicationBuilder {
             metrics,
             wake,
             consumer: consumer_health,
+            sns,
+            alarms: alarm_router,
+            http,
         };
         Ok(Application {
             listener,
@@ -197,9 +212,7 @@ impl Application {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Cancelling this token stops the application gracefully.
@@ -240,15 +253,24 @@ impl Application {
             slack = if state.config.slack_webhooks.is_empty() { "dry-run" } else { "webhooks" },
             "allim ready"
         );
+        let state_alarms = state.alarms.clone();
+        let alarm_tick = state.config.alarm_tick;
         let app = api::router(state);
-        let server =
-            axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(async move { server.await.context("HTTP server failed") });
         if let Some(d) = dispatcher.clone() {
             let token = shutdown.clone();
             tasks.spawn(async move {
                 d.run(token).await;
+                Ok(())
+            });
+        }
+        {
+            let router = state_alarms;
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                router.run(alarm_tick, token).await;
                 Ok(())
             });
         }

@@ -10,13 +10,11 @@ use crate::config::{Config, LogFormat};
 
 /// Installs the global subscriber (once; later calls are ignored, which suits tests).
 pub fn init(config: &Config) {
-    let format = config
-        .log_format
-        .unwrap_or(if std::io::stdout().is_terminal() {
-            LogFormat::Pretty
-        } else {
-            LogFormat::Json
-        });
+    let format = config.log_format.unwrap_or(if std::io::stdout().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {

@@ -297,8 +297,7 @@ impl Notification {
 
 /// Parses and validates one notification from raw bytes.
 pub fn parse_notification(body: &[u8]) -> Result<Validated, ContractError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ContractError::MalformedJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| ContractError::MalformedJson(e.to_string()))?;
     parse_value(value)
 }
 
@@ -309,9 +308,7 @@ pub fn parse_value(value: Value) -> Result<Validated, ContractError> {
     };
     let kind = match map.remove("notificationType") {
         None => return Err(ContractError::field("notificationType", "is required")),
-        Some(Value::String(s)) => {
-            NotificationType::parse(&s).ok_or(ContractError::UnknownType(s))?
-        }
+        Some(Value::String(s)) => NotificationType::parse(&s).ok_or(ContractError::UnknownType(s))?,
         Some(_) => return Err(ContractError::field("notificationType", "must be a string")),
     };
     let object = Value::Object(map);
@@ -325,11 +322,7 @@ pub fn parse_value(value: Value) -> Result<Validated, ContractError> {
     if let Some(key) = &common.idempotency_key {
         check_text("idempotencyKey", key, 1, limits::IDEMPOTENCY_KEY_MAX, false)?;
     }
-    let deliver_at_ms = common
-        .deliver_at
-        .as_deref()
-        .map(parse_deliver_at)
-        .transpose()?;
+    let deliver_at_ms = common.deliver_at.as_deref().map(parse_deliver_at).transpose()?;
     match &mut notification {
         Notification::AppNotification(n) => validate_app(n)?,
         Notification::Push(n) => validate_push(n)?,
@@ -343,10 +336,7 @@ pub fn parse_value(value: Value) -> Result<Validated, ContractError> {
 }
 
 /// Deserializes the type-specific struct, turning serde's message into a field error.
-fn typed<T: serde::de::DeserializeOwned>(
-    object: Value,
-    kind: NotificationType,
-) -> Result<T, ContractError> {
+fn typed<T: serde::de::DeserializeOwned>(object: Value, kind: NotificationType) -> Result<T, ContractError> {
     serde_path_to_error::deserialize(object).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
@@ -361,16 +351,9 @@ fn typed<T: serde::de::DeserializeOwned>(
             return ContractError::field(join_path(&path, &name), "is required");
         }
         if let Some(name) = named("unknown field `") {
-            return ContractError::field(
-                join_path(&path, &name),
-                format!("is not a field of {}", kind.as_str()),
-            );
+            return ContractError::field(join_path(&path, &name), format!("is not a field of {}", kind.as_str()));
         }
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
+        let field = if path == "." { "body".to_string() } else { path };
         ContractError::field(field, inner)
     })
 }
@@ -405,13 +388,7 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// Length and character checks shared by all text fields. `multiline` allows `\n`, `\r`, `\t`.
-fn check_text(
-    field: &str,
-    s: &str,
-    min: usize,
-    max: usize,
-    multiline: bool,
-) -> Result<(), ContractError> {
+fn check_text(field: &str, s: &str, min: usize, max: usize, multiline: bool) -> Result<(), ContractError> {
     if min > 0 && s.trim().is_empty() {
         return Err(ContractError::field(field, "must not be empty"));
     }
@@ -424,20 +401,12 @@ fn check_text(
     }
     let bad = |c: char| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'));
     if s.chars().any(bad) {
-        return Err(ContractError::field(
-            field,
-            "must not contain control characters",
-        ));
+        return Err(ContractError::field(field, "must not contain control characters"));
     }
     Ok(())
 }
 
-fn check_opt(
-    field: &str,
-    s: &Option<String>,
-    max: usize,
-    multiline: bool,
-) -> Result<(), ContractError> {
+fn check_opt(field: &str, s: &Option<String>, max: usize, multiline: bool) -> Result<(), ContractError> {
     match s {
         Some(s) => check_text(field, s, 1, max, multiline),
         None => Ok(()),
@@ -447,10 +416,7 @@ fn check_opt(
 fn check_user_id(field: &str, s: &str) -> Result<(), ContractError> {
     check_text(field, s, 1, limits::USER_ID_MAX, false)?;
     if s.chars().any(char::is_whitespace) || s.contains('/') {
-        return Err(ContractError::field(
-            field,
-            "must not contain white space or '/'",
-        ));
+        return Err(ContractError::field(field, "must not contain white space or '/'"));
     }
     Ok(())
 }
@@ -469,10 +435,7 @@ fn validate_app(n: &mut AppNotification) -> Result<(), ContractError> {
         if size > limits::DATA_MAX_BYTES {
             return Err(ContractError::field(
                 "data",
-                format!(
-                    "must be at most {} bytes as JSON (got {size})",
-                    limits::DATA_MAX_BYTES
-                ),
+                format!("must be at most {} bytes as JSON (got {size})", limits::DATA_MAX_BYTES),
             ));
         }
     }
@@ -484,10 +447,7 @@ fn validate_push(n: &mut Push) -> Result<(), ContractError> {
         check_user_id("userId", user)?;
     }
     if n.user_id.is_none() && n.tokens.is_empty() {
-        return Err(ContractError::field(
-            "userId",
-            "userId or tokens is required",
-        ));
+        return Err(ContractError::field("userId", "userId or tokens is required"));
     }
     if n.tokens.len() > limits::PUSH_TOKENS_MAX {
         return Err(ContractError::field(
@@ -510,18 +470,12 @@ fn validate_push(n: &mut Push) -> Result<(), ContractError> {
     check_opt("body", &n.body, limits::BODY_MAX, true)?;
     if let Some(data) = &n.data {
         let Value::Object(map) = data else {
-            return Err(ContractError::field(
-                "data",
-                "must be a JSON object of strings",
-            ));
+            return Err(ContractError::field("data", "must be a JSON object of strings"));
         };
         check_push_data(map)?;
     }
     if n.title.is_none() && n.body.is_none() && n.data.is_none() {
-        return Err(ContractError::field(
-            "title",
-            "a push needs a title, a body or data",
-        ));
+        return Err(ContractError::field("title", "a push needs a title, a body or data"));
     }
     let size = n.title.as_deref().map_or(0, str::len)
         + n.body.as_deref().map_or(0, str::len)
@@ -559,10 +513,7 @@ fn check_push_data(map: &Map<String, Value>) -> Result<(), ContractError> {
 
 fn validate_sms(n: &mut Sms) -> Result<(), ContractError> {
     if n.to.is_empty() {
-        return Err(ContractError::field(
-            "to",
-            "must list at least one phone number",
-        ));
+        return Err(ContractError::field("to", "must list at least one phone number"));
     }
     if n.to.len() > limits::SMS_RECIPIENTS_MAX {
         return Err(ContractError::field(
@@ -651,9 +602,7 @@ pub fn normalize_korean_number(raw: &str) -> Option<String> {
         digits
     };
     // Korean numbers: a leading 0, then 8 to 10 digits (02-123-4567 … 010-1234-5678).
-    let ok = domestic.starts_with('0')
-        && (9..=11).contains(&domestic.len())
-        && !domestic.starts_with("00");
+    let ok = domestic.starts_with('0') && (9..=11).contains(&domestic.len()) && !domestic.starts_with("00");
     ok.then_some(domestic)
 }
 
@@ -697,10 +646,8 @@ mod tests {
 
     #[test]
     fn app_notification_parses() {
-        let v = parse_value(
-            json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"Hi",
-            "deliverAt":"2026-11-22T09:00:00+09:00","data":{"a":1}}),
-        )
+        let v = parse_value(json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"Hi",
+            "deliverAt":"2026-11-22T09:00:00+09:00","data":{"a":1}}))
         .unwrap();
         assert_eq!(v.deliver_at_ms, Some(1_795_305_600_000));
         assert_eq!(v.notification.kind(), NotificationType::AppNotification);
@@ -716,9 +663,7 @@ mod tests {
         assert_eq!(e.to_string(), "title: must not be empty");
         let e = err(json!({"notificationType":"APP_NOTIFICATION","userId":"42"}));
         assert_eq!(e.to_string(), "title: is required");
-        let e = err(
-            json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"x","tilte":"y"}),
-        );
+        let e = err(json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"x","tilte":"y"}));
         assert_eq!(e.field_name(), Some("tilte"));
         let e = err(json!({"notificationType":"APP_NOTIFICATION","userId":42,"title":"x"}));
         assert_eq!(e.field_name(), Some("userId"));
@@ -726,9 +671,7 @@ mod tests {
         assert!(matches!(e, ContractError::UnknownType(ref t) if t == "EMAIL"));
         let e = err(json!({"userId":"1"}));
         assert_eq!(e.field_name(), Some("notificationType"));
-        let e = err(
-            json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"x","deliverAt":"tomorrow"}),
-        );
+        let e = err(json!({"notificationType":"APP_NOTIFICATION","userId":"42","title":"x","deliverAt":"tomorrow"}));
         assert_eq!(e.field_name(), Some("deliverAt"));
         assert_eq!(err(json!([1])), ContractError::NotAnObject);
         assert!(matches!(
@@ -739,10 +682,7 @@ mod tests {
 
     #[test]
     fn korean_numbers_normalize() {
-        assert_eq!(
-            normalize_korean_number("010-1234-5678").as_deref(),
-            Some("01012345678")
-        );
+        assert_eq!(normalize_korean_number("010-1234-5678").as_deref(), Some("01012345678"));
         assert_eq!(
             normalize_korean_number("+82 10-1234-5678").as_deref(),
             Some("01012345678")
@@ -751,10 +691,7 @@ mod tests {
             normalize_korean_number("+82 010 1234 5678").as_deref(),
             Some("01012345678")
         );
-        assert_eq!(
-            normalize_korean_number("02-123-4567").as_deref(),
-            Some("021234567")
-        );
+        assert_eq!(normalize_korean_number("02-123-4567").as_deref(), Some("021234567"));
         assert_eq!(normalize_korean_number("+1 555 123 4567"), None);
         assert_eq!(normalize_korean_number("010-1234-567a"), None);
         assert_eq!(normalize_korean_number("12345"), None);
@@ -768,13 +705,14 @@ mod tests {
         assert!(e.to_string().contains("U+1F69A"), "{e}");
         // 똠 is in windows-949 but not in KS X 1001.
         assert!(euc_kr_len("content", "똠").is_err());
-        let v = parse_value(json!({"notificationType":"SMS","to":["010-1234-5678","+82 10 1234 5678"],"content":"안녕"})).unwrap();
+        let v =
+            parse_value(json!({"notificationType":"SMS","to":["010-1234-5678","+82 10 1234 5678"],"content":"안녕"}))
+                .unwrap();
         let Notification::Sms(sms) = v.notification else {
             panic!()
         };
         assert_eq!(sms.to, vec!["01012345678"]);
-        let e =
-            err(json!({"notificationType":"SMS","to":["01012345678"],"content":"가".repeat(1001)}));
+        let e = err(json!({"notificationType":"SMS","to":["01012345678"],"content":"가".repeat(1001)}));
         assert_eq!(e.field_name(), Some("content"));
         let e = err(json!({"notificationType":"SMS","to":["01012345678","nope"],"content":"x"}));
         assert_eq!(e.field_name(), Some("to[1]"));

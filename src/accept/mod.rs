@@ -54,9 +54,7 @@ impl Entry {
     fn key(&self) -> Option<&str> {
         match self {
             Entry::Valid(v) => v.notification.idempotency_key(),
-            Entry::Rejected {
-                idempotency_key, ..
-            } => idempotency_key.as_deref(),
+            Entry::Rejected { idempotency_key, .. } => idempotency_key.as_deref(),
         }
     }
 }
@@ -91,10 +89,7 @@ impl Rules {
         if let Notification::Slack(s) = &v.notification
             && !self.slack_webhooks.is_empty()
         {
-            let name = s
-                .channel
-                .as_deref()
-                .unwrap_or(crate::channels::slack::DEFAULT_WEBHOOK);
+            let name = s.channel.as_deref().unwrap_or(crate::channels::slack::DEFAULT_WEBHOOK);
             if !self.slack_webhooks.iter().any(|w| w == name) {
                 return Err(ContractError::Invalid(FieldError {
                     field: "channel".into(),
@@ -122,6 +117,11 @@ impl Acceptor {
             wake,
             rules: Arc::new(rules),
         }
+    }
+
+    /// Wakes the dispatcher (after rows were written outside [`Acceptor::accept`]).
+    pub fn wake_dispatcher(&self) {
+        self.wake.notify_one();
     }
 
     /// Parses and validates a body: the message contract plus the configuration's rules.
@@ -175,10 +175,7 @@ impl Acceptor {
             if let Some(key) = entry.key() {
                 known.insert(
                     key.to_string(),
-                    (
-                        plan.delivery.id.clone(),
-                        plan.delivery.status.as_str().to_string(),
-                    ),
+                    (plan.delivery.id.clone(), plan.delivery.status.as_str().to_string()),
                 );
             }
             outcomes.push(Outcome {
@@ -191,9 +188,9 @@ impl Acceptor {
         if planned.is_empty() {
             return Ok(outcomes);
         }
-        let due_now = planned.iter().any(|p| {
-            p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now)
-        });
+        let due_now = planned
+            .iter()
+            .any(|p| p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now));
         let result = match self.commit(&planned).await {
             Ok(()) => Ok(outcomes),
             Err(e) if e.is_unique_violation() => self.accept_each(source, entries, now).await,
@@ -220,12 +217,7 @@ impl Acceptor {
     }
 
     /// The slow path after a key race: each entry in its own transaction.
-    async fn accept_each(
-        &self,
-        source: Source,
-        entries: Vec<Entry>,
-        now: i64,
-    ) -> StoreResult<Vec<Outcome>> {
+    async fn accept_each(&self, source: Source, entries: Vec<Entry>, now: i64) -> StoreResult<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(entries.len());
         for entry in &entries {
             outcomes.push(self.accept_single(source, entry, now).await?);
@@ -319,6 +311,12 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
     }
 }
 
+/// The pending delivery row for a notification that goes through a channel (not in-app),
+/// for callers that write it inside a transaction of their own (alarm routing).
+pub fn pending_row(source: Source, v: &Validated, now: i64) -> NewDelivery {
+    plan(source, &Entry::Valid(v.clone()), now).delivery
+}
+
 /// The inbox row for an in-app notification (used at accept time and by the dispatcher
 /// when a scheduled one comes due).
 pub fn inbox_row(delivery_id: &str, n: &message::AppNotification, now: i64) -> NewInbox {
@@ -339,11 +337,7 @@ pub fn inbox_row(delivery_id: &str, n: &message::AppNotification, now: i64) -> N
 fn sniff_type(raw: &str) -> String {
     serde_json::from_str::<serde_json::Value>(raw)
         .ok()
-        .and_then(|v| {
-            v.get("notificationType")?
-                .as_str()
-                .and_then(NotificationType::parse)
-        })
+        .and_then(|v| v.get("notificationType")?.as_str().and_then(NotificationType::parse))
         .map_or("UNKNOWN", NotificationType::as_str)
         .to_string()
 }

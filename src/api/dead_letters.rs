@@ -100,10 +100,7 @@ fn filter_of(
         && s != "dead"
         && s != "rejected"
     {
-        return Err(ApiError::bad_request(
-            Some("status"),
-            "must be dead or rejected",
-        ));
+        return Err(ApiError::bad_request(Some("status"), "must be dead or rejected"));
     }
     if let Some(k) = kind
         && k != "UNKNOWN"
@@ -151,34 +148,20 @@ pub async fn list(
     )?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            Some("limit"),
-            "must be between 1 and 100",
-        ));
+        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
     }
     if let Some(c) = &q.cursor
         && uuid::Uuid::try_parse(c).is_err()
     {
-        return Err(ApiError::bad_request(
-            Some("cursor"),
-            "is not a valid cursor",
-        ));
+        return Err(ApiError::bad_request(Some("cursor"), "is not a valid cursor"));
     }
     let rows = state
         .store
         .list_dead_letters(&filter, q.cursor.as_deref(), limit + 1)
         .await?;
     let more = rows.len() > limit as usize;
-    let items: Vec<DeadLetter> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(Into::into)
-        .collect();
-    let next_cursor = if more {
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
+    let items: Vec<DeadLetter> = rows.into_iter().take(limit as usize).map(Into::into).collect();
+    let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
     Ok(Json(DeadLetterPage { items, next_cursor }))
 }
 
@@ -208,10 +191,7 @@ pub struct Redriven {
     ),
     security(("bearer" = []))
 )]
-pub async fn redrive(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Redriven>> {
+pub async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Redriven>> {
     let Some(row) = state.store.get_delivery(&id).await? else {
         return Err(ApiError::not_found(format!("no delivery {id}")));
     };
@@ -224,9 +204,7 @@ pub async fn redrive(
             let inner = serde_json::from_slice::<serde_json::Value>(raw)
                 .ok()
                 .and_then(|v| crate::ingress::sqs::unwrap_sns(&v).map(|(_, m)| m.to_string()));
-            let parsed = state
-                .acceptor
-                .parse(inner.as_deref().map_or(raw, str::as_bytes));
+            let parsed = state.acceptor.parse(inner.as_deref().map_or(raw, str::as_bytes));
             let mut v = parsed.map_err(|e| ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 body: contract_error_body(&e),
@@ -293,15 +271,11 @@ pub struct BulkRedriven {
     responses((status = 200, body = BulkRedriven), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn redrive_bulk(
-    State(state): State<AppState>,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<BulkRedriven>> {
+pub async fn redrive_bulk(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BulkRedriven>> {
     let req: BulkRedrive = if body.iter().all(u8::is_ascii_whitespace) {
         BulkRedrive::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(None, format!("invalid filter: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(None, format!("invalid filter: {e}")))?
     };
     let filter = filter_of(
         None,
@@ -311,15 +285,9 @@ pub async fn redrive_bulk(
     )?;
     let limit = req.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            Some("limit"),
-            "must be between 1 and 10000",
-        ));
+        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 10000"));
     }
-    let redriven = state
-        .store
-        .redrive_matching(&filter, store::now_ms(), limit)
-        .await?;
+    let redriven = state.store.redrive_matching(&filter, store::now_ms(), limit).await?;
     if redriven > 0 {
         state.wake.notify_one();
     }

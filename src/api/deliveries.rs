@@ -68,10 +68,7 @@ impl From<DeliveryRow> for Delivery {
     ),
     security(("bearer" = []))
 )]
-pub async fn get(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Delivery>> {
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Delivery>> {
     if id.len() > 64 {
         return Err(ApiError::bad_request(Some("id"), "is not a valid id"));
     }

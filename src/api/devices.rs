@@ -124,11 +124,7 @@ pub async fn register(
                 "registered elsewhere meanwhile",
             )
         })?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(device.into())))
 }
 
@@ -141,10 +137,7 @@ pub async fn register(
     responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-) -> ApiResult<Json<DeviceList>> {
+pub async fn list(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult<Json<DeviceList>> {
     check_user(&user_id)?;
     let items = state
         .store
@@ -178,8 +171,6 @@ pub async fn remove(
     if state.store.delete_device(&user_id, &token).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!(
-            "user {user_id:?} has no such device"
-        )))
+        Err(ApiError::not_found(format!("user {user_id:?} has no such device")))
     }
 }

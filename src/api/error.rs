@@ -35,12 +35,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &str,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: &str, field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError {
             status,
             body: ErrorBody {
@@ -92,16 +87,8 @@ impl From<ContractError> for ApiError {
 /// The error body for a contract error (also used per item in batch answers).
 pub fn contract_error_body(e: &ContractError) -> ErrorBody {
     let (code, field, message) = match e {
-        ContractError::MalformedJson(m) => (
-            "malformed_json",
-            None,
-            format!("body is not valid JSON: {m}"),
-        ),
-        ContractError::NotAnObject => (
-            "malformed_json",
-            None,
-            "body must be a JSON object".to_string(),
-        ),
+        ContractError::MalformedJson(m) => ("malformed_json", None, format!("body is not valid JSON: {m}")),
+        ContractError::NotAnObject => ("malformed_json", None, "body must be a JSON object".to_string()),
         ContractError::UnknownType(_) => (
             "unknown_notification_type",
             Some("notificationType".to_string()),

@@ -20,20 +20,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<BodyLimit>()
-            .map_or(2 * 1024 * 1024, |l| l.0);
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::payload_too_large(limit)
-                } else {
-                    ApiError::bad_request(None, r.body_text())
-                }
-            })
+        let limit = req.extensions().get::<BodyLimit>().map_or(2 * 1024 * 1024, |l| l.0);
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(limit)
+            } else {
+                ApiError::bad_request(None, r.body_text())
+            }
+        })
     }
 }
 

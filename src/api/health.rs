@@ -37,11 +37,7 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, description = "Not ready; `reason` says why", body = Health))
 )]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    if state
-        .consumer
-        .db_unavailable
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    if state.consumer.db_unavailable.load(std::sync::atomic::Ordering::Relaxed) {
         return unavailable("sqs consumer is backing off: the database was unavailable");
     }
     let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;

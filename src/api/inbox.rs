@@ -101,10 +101,7 @@ pub(crate) fn check_user(user_id: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::bad_request(
             Some("userId"),
-            format!(
-                "must be 1 to {} characters without spaces",
-                limits::USER_ID_MAX
-            ),
+            format!("must be 1 to {} characters without spaces", limits::USER_ID_MAX),
         ))
     }
 }
@@ -136,10 +133,7 @@ pub async fn list(
     check_user(&user_id)?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            Some("limit"),
-            "must be between 1 and 100",
-        ));
+        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
     }
     if let Some(cursor) = &q.cursor {
         check_id("cursor", cursor)?;
@@ -154,16 +148,8 @@ pub async fn list(
         })
         .await?;
     let more = rows.len() > limit as usize;
-    let items: Vec<InboxItem> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(Into::into)
-        .collect();
-    let next_cursor = if more {
-        items.last().map(|i| i.id.clone())
-    } else {
-        None
-    };
+    let items: Vec<InboxItem> = rows.into_iter().take(limit as usize).map(Into::into).collect();
+    let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
     Ok(Json(InboxPage { items, next_cursor }))
 }
 
@@ -176,10 +162,7 @@ pub async fn list(
     responses((status = 200, body = UnreadCount), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn unread_count(
-    State(state): State<AppState>,
-    Path(user_id): Path<String>,
-) -> ApiResult<Json<UnreadCount>> {
+pub async fn unread_count(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult<Json<UnreadCount>> {
     check_user(&user_id)?;
     let unread = state.store.unread_count(&user_id).await?;
     Ok(Json(UnreadCount { unread }))
@@ -205,11 +188,7 @@ pub async fn mark_read(
 ) -> ApiResult<Json<ReadResult>> {
     check_user(&user_id)?;
     check_id("id", &id)?;
-    match state
-        .store
-        .mark_read(&user_id, &id, store::now_ms())
-        .await?
-    {
+    match state.store.mark_read(&user_id, &id, store::now_ms()).await? {
         Some(read_at) => Ok(Json(ReadResult {
             id,
             read_at: format_ms(read_at),

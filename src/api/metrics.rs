@@ -7,8 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use super::AppState;
@@ -41,6 +40,10 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     /// 1 while the SQS consumer is backing off because the database is unavailable.
     pub consumer_backoff: IntGauge,
+    /// Alarm notifications by outcome (`sent`, `suppressed`, `silenced`, …).
+    pub alarms: IntCounterVec,
+    /// SNS webhook requests refused, by reason.
+    pub sns_rejected: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -54,26 +57,16 @@ impl Metrics {
         let registry = Registry::new_custom(Some("allim".into()), None).expect("valid prefix");
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
             c
         };
-        let received = counter(
-            "messages_received_total",
-            "Messages received, by ingress",
-            &["source"],
-        );
+        let received = counter("messages_received_total", "Messages received, by ingress", &["source"]);
         let accepted = counter(
             "messages_accepted_total",
             "Messages stored as new deliveries",
             &["source"],
         );
-        let rejected = counter(
-            "messages_rejected_total",
-            "Messages stored as rejected",
-            &["source"],
-        );
+        let rejected = counter("messages_rejected_total", "Messages stored as rejected", &["source"]);
         let duplicates = counter(
             "messages_duplicate_total",
             "Messages whose idempotency key was known",
@@ -84,45 +77,31 @@ impl Metrics {
             "Delivery attempts by channel and outcome",
             &["channel", "outcome"],
         );
-        let retries = counter(
-            "retries_total",
-            "Retries scheduled, by channel",
-            &["channel"],
-        );
+        let retries = counter("retries_total", "Retries scheduled, by channel", &["channel"]);
         let dead_letters = counter(
             "dead_letters_total",
             "Deliveries that went dead, by channel",
             &["channel"],
         );
         let dispatch_latency = HistogramVec::new(
-            HistogramOpts::new("dispatch_latency_seconds", "Time a channel took to answer")
-                .buckets(vec![
-                    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
+            HistogramOpts::new("dispatch_latency_seconds", "Time a channel took to answer").buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["channel"],
         )
         .expect("valid metric");
         registry
             .register(Box::new(dispatch_latency.clone()))
             .expect("unique metric");
-        let poll_errors =
-            IntCounter::new("sqs_poll_errors_total", "Failed SQS receives").expect("valid metric");
-        registry
-            .register(Box::new(poll_errors.clone()))
-            .expect("unique metric");
-        let delete_errors =
-            IntCounter::new("sqs_delete_errors_total", "Failed SQS deletes").expect("valid metric");
+        let poll_errors = IntCounter::new("sqs_poll_errors_total", "Failed SQS receives").expect("valid metric");
+        registry.register(Box::new(poll_errors.clone())).expect("unique metric");
+        let delete_errors = IntCounter::new("sqs_delete_errors_total", "Failed SQS deletes").expect("valid metric");
         registry
             .register(Box::new(delete_errors.clone()))
             .expect("unique metric");
-        let in_flight = IntGaugeVec::new(
-            Opts::new("in_flight", "Work in progress, by kind"),
-            &["kind"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(in_flight.clone()))
-            .expect("unique metric");
+        let in_flight =
+            IntGaugeVec::new(Opts::new("in_flight", "Work in progress, by kind"), &["kind"]).expect("valid metric");
+        registry.register(Box::new(in_flight.clone())).expect("unique metric");
         let consumer_backoff = IntGauge::new(
             "sqs_consumer_backoff",
             "1 while the SQS consumer backs off because the database is unavailable",
@@ -131,7 +110,15 @@ impl Metrics {
         registry
             .register(Box::new(consumer_backoff.clone()))
             .expect("unique metric");
+        let alarms = counter("alarms_total", "Alarm notifications by outcome", &["outcome"]);
+        let sns_rejected = counter(
+            "sns_rejected_total",
+            "SNS webhook requests refused, by reason",
+            &["reason"],
+        );
         Metrics {
+            alarms,
+            sns_rejected,
             registry,
             received,
             accepted,
@@ -164,10 +151,7 @@ pub type SharedMetrics = Arc<Metrics>;
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),
     )
 }

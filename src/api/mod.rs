@@ -2,6 +2,7 @@
 //! `OpenApiRouter` + `routes!`, so a route cannot exist without its docs), the bearer-token
 //! check on `/v1`, Swagger UI at `/docs`, the document at `/openapi.json`, and health.
 
+pub mod alarms;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod devices;
@@ -48,6 +49,11 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// The SQS consumer's view of the database, for `/readyz`.
     pub consumer: Arc<crate::ingress::sqs::ConsumerHealth>,
+    /// The SNS webhook's verifier; `None` when no topic is allowed.
+    pub sns: Option<Arc<crate::ingress::sns::SnsVerifier>>,
+    pub alarms: crate::alarms::AlarmRouter,
+    /// The shared outbound client.
+    pub http: reqwest::Client,
 }
 
 #[derive(OpenApi)]
@@ -66,6 +72,8 @@ When `ALLIM_API_TOKENS` is set, every `/v1` request needs `Authorization: Bearer
         (name = "inbox", description = "A user's in-app inbox, for the app"),
         (name = "devices", description = "Push device registry"),
         (name = "dead letters", description = "Deliveries given up and messages rejected; redrive"),
+        (name = "sns", description = "The SNS webhook (CloudWatch alarms and notifications)"),
+        (name = "alarms", description = "Alarm history and silences"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -110,6 +118,9 @@ fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(inbox::mark_all_read))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::remove))
+        .routes(routes!(alarms::list_alarms))
+        .routes(routes!(alarms::create_silence, alarms::list_silences))
+        .routes(routes!(alarms::delete_silence))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
         .routes(routes!(dead_letters::redrive_bulk))
@@ -122,17 +133,18 @@ pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
 
 /// Routes and document together; the token check wraps only the `/v1` routes.
 fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let tokens: Arc<[String]> = config
-        .api_tokens
-        .iter()
-        .map(|t| t.expose().to_string())
-        .collect();
+    let tokens: Arc<[String]> = config.api_tokens.iter().map(|t| t.expose().to_string()).collect();
     let v1 = v1_routes(config).layer(middleware::from_fn(move |req: Request, next: Next| {
         let tokens = tokens.clone();
         async move { require_token(&tokens, req, next).await }
     }));
+    let sns = OpenApiRouter::new()
+        .routes(routes!(ingress::sns::webhook))
+        .layer(DefaultBodyLimit::max(ingress::sns::MAX_BODY))
+        .layer(axum::Extension(BodyLimit(ingress::sns::MAX_BODY)));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
+        .merge(sns)
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
@@ -153,16 +165,21 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            })
-            .on_request(())
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
@@ -180,15 +197,12 @@ async fn require_token(tokens: &[String], req: Request, next: Next) -> Response 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
     let ok = presented.is_some_and(|p| {
-        tokens.iter().fold(false, |acc, t| {
-            acc | bool::from(t.as_bytes().ct_eq(p.as_bytes()))
-        })
+        tokens
+            .iter()
+            .fold(false, |acc, t| acc | bool::from(t.as_bytes().ct_eq(p.as_bytes())))
     });
     if ok {
         next.run(req).await

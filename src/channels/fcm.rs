@@ -165,8 +165,7 @@ impl Fcm {
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = creds.account.private_key_id.clone();
-        let jwt = jsonwebtoken::encode(&header, &claims, &creds.key)
-            .map_err(|e| format!("signing the JWT: {e}"))?;
+        let jwt = jsonwebtoken::encode(&header, &claims, &creds.key).map_err(|e| format!("signing the JWT: {e}"))?;
         let res = self
             .http
             .post(&creds.token_url)
@@ -297,19 +296,11 @@ impl Fcm {
         let mut reasons = permanent;
         reasons.extend(gone);
         SendOutcome::Permanent {
-            error: truncate(
-                &format!("no device took the push: {}", reasons.join("; ")),
-                500,
-            ),
+            error: truncate(&format!("no device took the push: {}", reasons.join("; ")), 500),
         }
     }
 
-    async fn send_one(
-        &self,
-        creds: &Credentials,
-        push: &crate::accept::message::Push,
-        token: &str,
-    ) -> TokenResult {
+    async fn send_one(&self, creds: &Credentials, push: &crate::accept::message::Push, token: &str) -> TokenResult {
         let access = match self.access_token(creds).await {
             Ok(t) => t,
             Err(e) => return TokenResult::Retry(e, None),
@@ -369,9 +360,7 @@ fn classify(status: u16, body: &str, after: Option<Duration>) -> TokenResult {
     let text = truncate(&format!("FCM {status} {code}: {message}"), 300);
     match code.as_str() {
         "UNREGISTERED" | "SENDER_ID_MISMATCH" => TokenResult::Gone(text),
-        "INVALID_ARGUMENT" if message.to_lowercase().contains("registration token") => {
-            TokenResult::Gone(text)
-        }
+        "INVALID_ARGUMENT" if message.to_lowercase().contains("registration token") => TokenResult::Gone(text),
         "QUOTA_EXCEEDED" => TokenResult::Retry(text, after.or(Some(Duration::from_secs(60)))),
         "UNAVAILABLE" | "INTERNAL" => TokenResult::Retry(text, after),
         _ if status == 401 => TokenResult::Unauthorized(text),
@@ -422,11 +411,7 @@ mod tests {
         assert_eq!(
             kind(classify(
                 404,
-                &body(
-                    "NOT_FOUND",
-                    "UNREGISTERED",
-                    "Requested entity was not found."
-                ),
+                &body("NOT_FOUND", "UNREGISTERED", "Requested entity was not found."),
                 None
             )),
             "gone"
@@ -446,21 +431,13 @@ mod tests {
         assert_eq!(
             kind(classify(
                 400,
-                &body(
-                    "INVALID_ARGUMENT",
-                    "INVALID_ARGUMENT",
-                    "Invalid JSON payload"
-                ),
+                &body("INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid JSON payload"),
                 None
             )),
             "permanent"
         );
         assert_eq!(
-            kind(classify(
-                503,
-                &body("UNAVAILABLE", "UNAVAILABLE", "overloaded"),
-                None
-            )),
+            kind(classify(503, &body("UNAVAILABLE", "UNAVAILABLE", "overloaded"), None)),
             "retry"
         );
         assert_eq!(
@@ -479,9 +456,6 @@ mod tests {
             )),
             "unauthorized"
         );
-        assert_eq!(
-            kind(classify(502, "<html>bad gateway</html>", None)),
-            "retry"
-        );
+        assert_eq!(kind(classify(502, "<html>bad gateway</html>", None)), "retry");
     }
 }

@@ -32,10 +32,7 @@ pub enum SendOutcome {
     /// The provider took it. `dry_run`: no credentials were configured; it was only logged.
     Delivered { dry_run: bool },
     /// A passing failure (timeout, 429, 5xx): try again, after `after` if the provider said so.
-    Retry {
-        error: String,
-        after: Option<Duration>,
-    },
+    Retry { error: String, after: Option<Duration> },
     /// It can never succeed as it is (bad number, unregistered token, 4xx): do not retry.
     Permanent { error: String },
 }

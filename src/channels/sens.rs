@@ -38,15 +38,8 @@ pub struct SensConfig {
 }
 
 /// The `x-ncp-apigw-signature-v2` value.
-pub fn signature(
-    secret_key: &str,
-    method: &str,
-    path: &str,
-    timestamp_ms: i64,
-    access_key: &str,
-) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret_key.as_bytes())
-        .expect("HMAC takes any key length");
+pub fn signature(secret_key: &str, method: &str, path: &str, timestamp_ms: i64, access_key: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret_key.as_bytes()).expect("HMAC takes any key length");
     mac.update(format!("{method} {path}\n{timestamp_ms}\n{access_key}").as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -88,12 +81,7 @@ pub struct Sens {
 }
 
 impl Sens {
-    pub fn new(
-        http: reqwest::Client,
-        config: Option<SensConfig>,
-        rate_per_sec: f64,
-        store: Store,
-    ) -> Arc<Self> {
+    pub fn new(http: reqwest::Client, config: Option<SensConfig>, rate_per_sec: f64, store: Store) -> Arc<Self> {
         Arc::new(Sens {
             http,
             config,
@@ -136,11 +124,7 @@ impl Sens {
                 content_type: "COMM",
                 country_code: "82",
                 from: &cfg.from,
-                subject: if kind == "LMS" {
-                    sms.subject.as_deref()
-                } else {
-                    None
-                },
+                subject: if kind == "LMS" { sms.subject.as_deref() } else { None },
                 content: &sms.content,
                 messages: chunk.iter().map(|to| To { to }).collect(),
             };
@@ -204,10 +188,7 @@ pub fn error_text(body: &str) -> String {
     };
     if let Some(errors) = v.get("errors").and_then(|e| e.as_array()) {
         let list: Vec<&str> = errors.iter().filter_map(|e| e.as_str()).collect();
-        let head = v
-            .get("errorMessage")
-            .and_then(|m| m.as_str())
-            .unwrap_or("error");
+        let head = v.get("errorMessage").and_then(|m| m.as_str()).unwrap_or("error");
         return truncate(&format!("{head}: {}", list.join("; ")), 300);
     }
     if let Some(e) = v.get("error") {

@@ -27,10 +27,7 @@ impl Slack {
     pub fn new(http: reqwest::Client, hooks: &[SlackWebhook], rate_per_sec: f64) -> Arc<Self> {
         Arc::new(Slack {
             http,
-            hooks: hooks
-                .iter()
-                .map(|h| (h.name.clone(), h.url.clone()))
-                .collect(),
+            hooks: hooks.iter().map(|h| (h.name.clone(), h.url.clone())).collect(),
             limiter: RateLimiter::per_second(rate_per_sec),
         })
     }

@@ -40,12 +40,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address to serve HTTP on.
-    #[arg(
-        long,
-        env = "ALLIM_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
 
     /// Database: `sqlite://PATH` (created on first run) or `mysql://USER:PASS@HOST:PORT/DB`
@@ -60,12 +55,7 @@ pub struct Config {
     pub database_url: String,
 
     /// Maximum open database connections (MySQL; SQLite always uses one writer connection).
-    #[arg(
-        long,
-        env = "ALLIM_DB_MAX_CONNECTIONS",
-        default_value_t = 10,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
     pub db_max_connections: u32,
 
     /// Apply migrations at start. `allim migrate` applies them explicitly.
@@ -105,12 +95,7 @@ pub struct Config {
     pub sqs_wait_time: Duration,
 
     /// Messages being accepted at once, across pollers.
-    #[arg(
-        long,
-        env = "ALLIM_SQS_MAX_IN_FLIGHT",
-        default_value_t = 200,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_SQS_MAX_IN_FLIGHT", default_value_t = 200, global = true)]
     pub sqs_max_in_flight: usize,
 
     /// Visibility timeout to ask for on receive (default: the queue's own).
@@ -126,21 +111,11 @@ pub struct Config {
     pub dispatch_interval: Duration,
 
     /// Deliveries claimed per dispatcher step.
-    #[arg(
-        long,
-        env = "ALLIM_DISPATCH_BATCH",
-        default_value_t = 100,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_DISPATCH_BATCH", default_value_t = 100, global = true)]
     pub dispatch_batch: u32,
 
     /// Sends in flight at once.
-    #[arg(
-        long,
-        env = "ALLIM_DISPATCH_CONCURRENCY",
-        default_value_t = 32,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_DISPATCH_CONCURRENCY", default_value_t = 32, global = true)]
     pub dispatch_concurrency: usize,
 
     /// How long a claimed delivery is leased to this process (must exceed the slowest send).
@@ -148,12 +123,7 @@ pub struct Config {
     pub dispatch_lease: Duration,
 
     /// Attempts before a delivery goes dead.
-    #[arg(
-        long,
-        env = "ALLIM_RETRY_MAX_ATTEMPTS",
-        default_value_t = 8,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_RETRY_MAX_ATTEMPTS", default_value_t = 8, global = true)]
     pub retry_max_attempts: i64,
 
     /// First retry delay (doubles per attempt, with jitter).
@@ -169,21 +139,11 @@ pub struct Config {
     pub http_timeout: Duration,
 
     /// Naver Cloud access key for SENS. Without the SENS keys, SMS is dry-run (logged only).
-    #[arg(
-        long,
-        env = "ALLIM_SENS_ACCESS_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_SENS_ACCESS_KEY", hide_env_values = true, global = true)]
     pub sens_access_key: Option<String>,
 
     /// Naver Cloud secret key for SENS (signs each request).
-    #[arg(
-        long,
-        env = "ALLIM_SENS_SECRET_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_SENS_SECRET_KEY", hide_env_values = true, global = true)]
     pub sens_secret_key: Option<Secret>,
 
     /// SENS SMS service id, e.g. `ncp:sms:kr:123456789012:myproject`.
@@ -204,12 +164,7 @@ pub struct Config {
     pub sens_base_url: String,
 
     /// Most SENS requests per second.
-    #[arg(
-        long,
-        env = "ALLIM_SENS_RATE_PER_SEC",
-        default_value_t = 20.0,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_SENS_RATE_PER_SEC", default_value_t = 20.0, global = true)]
     pub sens_rate_per_sec: f64,
 
     /// Path of the Firebase service-account JSON. Without it, push is dry-run (logged only).
@@ -230,12 +185,7 @@ pub struct Config {
     pub fcm_token_url: Option<String>,
 
     /// Most FCM sends per second.
-    #[arg(
-        long,
-        env = "ALLIM_FCM_RATE_PER_SEC",
-        default_value_t = 200.0,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_FCM_RATE_PER_SEC", default_value_t = 200.0, global = true)]
     pub fcm_rate_per_sec: f64,
 
     /// Named Slack incoming webhooks: `default=https://hooks.slack.com/…,ops=https://…`. A
@@ -244,13 +194,30 @@ pub struct Config {
     pub slack_webhooks: Vec<SlackWebhook>,
 
     /// Most Slack posts per second (Slack allows about one per second per webhook).
-    #[arg(
-        long,
-        env = "ALLIM_SLACK_RATE_PER_SEC",
-        default_value_t = 1.0,
-        global = true
-    )]
+    #[arg(long, env = "ALLIM_SLACK_RATE_PER_SEC", default_value_t = 1.0, global = true)]
     pub slack_rate_per_sec: f64,
+
+    /// SNS topics whose messages `/webhooks/sns` accepts (comma-separated ARNs). Empty: none.
+    #[arg(long, env = "ALLIM_SNS_TOPIC_ARNS", value_delimiter = ',', global = true)]
+    pub sns_topic_arns: Vec<String>,
+
+    /// TESTS ONLY, never in production: also accept SNS certificate / subscribe URLs that
+    /// start with this prefix (e.g. `http://127.0.0.1:9999/`).
+    #[arg(long, env = "ALLIM_SNS_INSECURE_CERT_URL_PREFIX", global = true)]
+    pub sns_insecure_cert_url_prefix: Option<String>,
+
+    /// TESTS ONLY, never in production: fetch SNS signing certificates from this base URL
+    /// (a local SNS stand-in such as moto) instead of the host in SigningCertURL.
+    #[arg(long, env = "ALLIM_SNS_INSECURE_CERT_FETCH_BASE", global = true)]
+    pub sns_insecure_cert_fetch_base: Option<String>,
+
+    /// Alarm routing rules file (TOML, or YAML when it ends in .yaml / .yml).
+    #[arg(long, env = "ALLIM_ALARM_RULES", global = true)]
+    pub alarm_rules: Option<std::path::PathBuf>,
+
+    /// How often to send the flap summaries of windows that have ended.
+    #[arg(long, env = "ALLIM_ALARM_TICK", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub alarm_tick: Duration,
 
     /// Log format: `pretty` or `json` (default: pretty on a terminal, json otherwise).
     #[arg(long, env = "ALLIM_LOG_FORMAT", global = true)]
@@ -303,12 +270,9 @@ impl std::fmt::Debug for SlackWebhook {
 }
 
 fn parse_webhook(s: &str) -> Result<SlackWebhook, String> {
-    let (name, url) = s.split_once('=').ok_or_else(|| {
-        format!(
-            "{:?} is not NAME=URL",
-            s.split('=').next().unwrap_or_default()
-        )
-    })?;
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{:?} is not NAME=URL", s.split('=').next().unwrap_or_default()))?;
     let name = name.trim();
     let url = url.trim();
     if name.is_empty()
@@ -322,9 +286,7 @@ fn parse_webhook(s: &str) -> Result<SlackWebhook, String> {
         ));
     }
     if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(format!(
-            "webhook {name:?}: the URL must start with https://"
-        ));
+        return Err(format!("webhook {name:?}: the URL must start with https://"));
     }
     Ok(SlackWebhook {
         name: name.to_string(),
@@ -366,9 +328,7 @@ impl Config {
         if let Some(url) = &self.sqs_queue_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            anyhow::bail!(
-                "ALLIM_SQS_QUEUE_URL must be a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
-            );
+            anyhow::bail!("ALLIM_SQS_QUEUE_URL must be a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)");
         }
         if !(1..=64).contains(&self.sqs_pollers) {
             anyhow::bail!("ALLIM_SQS_POLLERS must be between 1 and 64");
@@ -402,9 +362,7 @@ impl Config {
         if self.retry_base > self.retry_cap {
             anyhow::bail!("ALLIM_RETRY_BASE must not exceed ALLIM_RETRY_CAP");
         }
-        if self.http_timeout < Duration::from_millis(100)
-            || self.http_timeout > Duration::from_secs(60)
-        {
+        if self.http_timeout < Duration::from_millis(100) || self.http_timeout > Duration::from_secs(60) {
             anyhow::bail!("ALLIM_HTTP_TIMEOUT must be between 100ms and 60s");
         }
         if self.http_timeout >= self.dispatch_lease {
@@ -443,11 +401,18 @@ impl Config {
                 anyhow::bail!("{name} must be above 0 and at most 100000");
             }
         }
-        let mut names: Vec<&str> = self
-            .slack_webhooks
-            .iter()
-            .map(|w| w.name.as_str())
-            .collect();
+        for arn in &self.sns_topic_arns {
+            let parts: Vec<&str> = arn.split(':').collect();
+            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" {
+                anyhow::bail!(
+                    "ALLIM_SNS_TOPIC_ARNS: {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+                );
+            }
+        }
+        if self.alarm_tick < Duration::from_millis(10) {
+            anyhow::bail!("ALLIM_ALARM_TICK must be at least 10ms");
+        }
+        let mut names: Vec<&str> = self.slack_webhooks.iter().map(|w| w.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             anyhow::bail!("ALLIM_SLACK_WEBHOOKS names a webhook twice");
@@ -489,15 +454,13 @@ impl Config {
 
     /// The SQS consumer's settings, when a queue is configured.
     pub fn sqs_config(&self) -> Option<crate::ingress::sqs::SqsConfig> {
-        self.sqs_queue_url
-            .as_ref()
-            .map(|url| crate::ingress::sqs::SqsConfig {
-                queue_url: url.clone(),
-                pollers: self.sqs_pollers,
-                wait_time: self.sqs_wait_time,
-                max_in_flight: self.sqs_max_in_flight,
-                visibility_timeout: self.sqs_visibility_timeout,
-            })
+        self.sqs_queue_url.as_ref().map(|url| crate::ingress::sqs::SqsConfig {
+            queue_url: url.clone(),
+            pollers: self.sqs_pollers,
+            wait_time: self.sqs_wait_time,
+            max_in_flight: self.sqs_max_in_flight,
+            visibility_timeout: self.sqs_visibility_timeout,
+        })
     }
 
     /// Largest body for a batch request.
@@ -541,6 +504,11 @@ impl Config {
             fcm_rate_per_sec: 1000.0,
             slack_webhooks: Vec::new(),
             slack_rate_per_sec: 1000.0,
+            sns_topic_arns: Vec::new(),
+            sns_insecure_cert_url_prefix: None,
+            sns_insecure_cert_fetch_base: None,
+            alarm_rules: None,
+            alarm_tick: Duration::from_millis(100),
             log_format: Some(LogFormat::Json),
             log_filter: "warn".into(),
         }
@@ -610,30 +578,15 @@ mod tests {
     #[test]
     fn validation_names_the_setting() {
         let mut c = Config::for_tests("postgres://x");
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("DATABASE_URL")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("DATABASE_URL"));
         c.database_url = "sqlite://x.db".into();
         c.api_tokens = vec![Secret::new("short")];
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("ALLIM_API_TOKENS")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("ALLIM_API_TOKENS"));
         c.api_tokens = vec![Secret::new("0123456789abcdef0")];
         c.validate().unwrap();
         assert_eq!(format!("{:?}", c.api_tokens), "[***]");
         c.sens_access_key = Some("AK".into());
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("ALLIM_SENS_SECRET_KEY")
-        );
+        assert!(c.validate().unwrap_err().to_string().contains("ALLIM_SENS_SECRET_KEY"));
     }
 
     #[test]

@@ -98,8 +98,7 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)))
-                        .min(Duration::from_secs(30));
+                    let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6))).min(Duration::from_secs(30));
                     tracing::warn!(error = %e, retry_in = ?wait, "dispatcher: claiming failed");
                     wait
                 }
@@ -115,11 +114,7 @@ impl Dispatcher {
 
     /// Gives back the leases this process holds.
     pub async fn release(&self) {
-        match self
-            .store
-            .release_leases(&self.owner, store::now_ms())
-            .await
-        {
+        match self.store.release_leases(&self.owner, store::now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "dispatcher: gave back leases at shutdown"),
             Err(e) => {
@@ -135,13 +130,7 @@ impl Dispatcher {
         let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let rows = self
             .store
-            .claim_due(
-                &self.owner,
-                store::now_ms(),
-                lease_ms,
-                self.config.batch,
-                &kinds,
-            )
+            .claim_due(&self.owner, store::now_ms(), lease_ms, self.config.batch, &kinds)
             .await?;
         let n = rows.len();
         futures::stream::iter(rows)
@@ -159,17 +148,11 @@ impl Dispatcher {
         let outcome = match &finish {
             Finish::Delivered { .. } => "delivered",
             Finish::Retry { .. } => {
-                self.metrics
-                    .retries
-                    .with_label_values(&[channel_name])
-                    .inc();
+                self.metrics.retries.with_label_values(&[channel_name]).inc();
                 "retry"
             }
             Finish::Dead { .. } => {
-                self.metrics
-                    .dead_letters
-                    .with_label_values(&[channel_name])
-                    .inc();
+                self.metrics.dead_letters.with_label_values(&[channel_name]).inc();
                 "dead"
             }
         };
@@ -235,11 +218,9 @@ impl Dispatcher {
         let finish = match outcome {
             SendOutcome::Delivered { dry_run } => Finish::Delivered { dry_run },
             SendOutcome::Permanent { error } => Finish::Dead { error },
-            SendOutcome::Retry { error, .. } if row.attempts >= self.config.max_attempts => {
-                Finish::Dead {
-                    error: format!("gave up after {} attempts: {error}", row.attempts),
-                }
-            }
+            SendOutcome::Retry { error, .. } if row.attempts >= self.config.max_attempts => Finish::Dead {
+                error: format!("gave up after {} attempts: {error}", row.attempts),
+            },
             SendOutcome::Retry { error, after } => {
                 let delay = match after {
                     Some(after) => after.min(self.config.retry_cap),
@@ -279,15 +260,9 @@ mod tests {
         let cap = Duration::from_secs(300);
         for _ in 0..100 {
             let d1 = backoff(1, base, cap, &mut rng);
-            assert!(
-                d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10),
-                "{d1:?}"
-            );
+            assert!(d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10), "{d1:?}");
             let d3 = backoff(3, base, cap, &mut rng);
-            assert!(
-                d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40),
-                "{d3:?}"
-            );
+            assert!(d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40), "{d3:?}");
             let d20 = backoff(20, base, cap, &mut rng);
             assert!(d20 >= Duration::from_secs(150) && d20 <= cap, "{d20:?}");
         }

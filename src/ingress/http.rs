@@ -76,10 +76,7 @@ pub async fn send_notification(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<AcceptedResponse>)> {
     let validated = state.acceptor.parse(&body)?;
-    let outcome = state
-        .acceptor
-        .accept_one(Source::Http, Entry::Valid(validated))
-        .await?;
+    let outcome = state.acceptor.accept_one(Source::Http, Entry::Valid(validated)).await?;
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {
@@ -146,10 +143,7 @@ pub struct BatchResponse {
     ),
     security(("bearer" = []))
 )]
-pub async fn send_batch(
-    State(state): State<AppState>,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<BatchResponse>> {
+pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BatchResponse>> {
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::from(message::ContractError::MalformedJson(e.to_string())))?;
     let items = match value {
@@ -191,9 +185,7 @@ pub async fn send_batch(
                 id: None,
                 status: None,
                 duplicate: false,
-                error: Some(
-                    serde_json::to_value(contract_error_body(&e)).expect("error body serializes"),
-                ),
+                error: Some(serde_json::to_value(contract_error_body(&e)).expect("error body serializes")),
             }),
         }
     }

@@ -3,6 +3,8 @@
 //!
 //! - [`http`]: `POST /v1/notifications` and `POST /v1/notifications/batch`.
 //! - [`sqs`]: the SQS consumer (the main path in production), SNS envelopes included.
+//! - [`sns`]: `POST /webhooks/sns`, with signature verification.
 
 pub mod http;
+pub mod sns;
 pub mod sqs;

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
@@ -31,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accept::{Acceptor, Entry, Source};
+use crate::alarms::AlarmRouter;
 use crate::api::metrics::SharedMetrics;
+use crate::ingress::sns::{Classified, classify};
 
 /// Consumer settings (from [`crate::config::Config`]).
 #[derive(Debug, Clone)]
@@ -57,6 +58,7 @@ pub struct SqsConsumer {
     client: Client,
     config: SqsConfig,
     acceptor: Acceptor,
+    alarms: AlarmRouter,
     metrics: SharedMetrics,
     health: Arc<ConsumerHealth>,
     /// Pollers wait until this instant (database back-off).
@@ -76,6 +78,7 @@ impl SqsConsumer {
         client: Client,
         config: SqsConfig,
         acceptor: Acceptor,
+        alarms: AlarmRouter,
         metrics: SharedMetrics,
         health: Arc<ConsumerHealth>,
     ) -> Self {
@@ -83,6 +86,7 @@ impl SqsConsumer {
             client,
             config,
             acceptor,
+            alarms,
             metrics,
             health,
             paused_until: Mutex::new(None),
@@ -97,11 +101,10 @@ impl SqsConsumer {
         let tracker = TaskTracker::new();
         let mut pollers = tokio::task::JoinSet::new();
         for _ in 0..self.config.pollers.max(1) {
-            pollers.spawn(self.clone().poll_loop(
-                permits.clone(),
-                tracker.clone(),
-                shutdown.clone(),
-            ));
+            pollers.spawn(
+                self.clone()
+                    .poll_loop(permits.clone(), tracker.clone(), shutdown.clone()),
+            );
         }
         while pollers.join_next().await.is_some() {}
         tracker.close();
@@ -109,12 +112,7 @@ impl SqsConsumer {
         tracing::info!("sqs consumer stopped");
     }
 
-    async fn poll_loop(
-        self: Arc<Self>,
-        permits: Arc<Semaphore>,
-        tracker: TaskTracker,
-        shutdown: CancellationToken,
-    ) {
+    async fn poll_loop(self: Arc<Self>, permits: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
         let mut receive_failures = 0u32;
         loop {
             // Database back-off: wait before taking more messages.
@@ -154,8 +152,8 @@ impl SqsConsumer {
                 Err(e) => {
                     receive_failures = receive_failures.saturating_add(1);
                     self.metrics.poll_errors.inc();
-                    let wait = Duration::from_millis(250 * 2u64.pow(receive_failures.min(7)))
-                        .min(Duration::from_secs(30));
+                    let wait =
+                        Duration::from_millis(250 * 2u64.pow(receive_failures.min(7))).min(Duration::from_secs(30));
                     tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), retry_in = ?wait, "sqs: receive failed");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -183,15 +181,39 @@ impl SqsConsumer {
             .received
             .with_label_values(&["sqs"])
             .inc_by(messages.len() as u64);
-        let entries: Vec<Entry> = messages
-            .iter()
-            .map(|m| to_entry(&self.acceptor, m))
-            .collect();
-        let rejected: Vec<bool> = entries
-            .iter()
-            .map(|e| matches!(e, Entry::Rejected { .. }))
-            .collect();
-        match self.acceptor.accept(Source::Sqs, entries).await {
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut alarms = Vec::new();
+        for m in &messages {
+            match classify_message(&self.acceptor, m) {
+                Classified::Entry(e) => entries.push(e),
+                Classified::Alarm(a) => {
+                    let key = match serde_json::from_str::<Value>(m.body().unwrap_or_default())
+                        .ok()
+                        .as_ref()
+                        .and_then(unwrap_sns)
+                    {
+                        Some((sns_id, _)) => format!("sns:{sns_id}"),
+                        None => format!("sqs:{}", m.message_id().unwrap_or_default()),
+                    };
+                    alarms.push((key, a));
+                }
+            }
+        }
+        let rejected: Vec<bool> = entries.iter().map(|e| matches!(e, Entry::Rejected { .. })).collect();
+        let result = async {
+            // Alarms are idempotent on their key: if the batch fails after some were handled,
+            // handling them again when the messages return does nothing new.
+            for (key, alarm) in &alarms {
+                self.alarms.handle(key, alarm).await?;
+            }
+            if entries.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.acceptor.accept(Source::Sqs, entries).await
+            }
+        }
+        .await;
+        match result {
             Ok(outcomes) => {
                 for (outcome, rejected) in outcomes.iter().zip(rejected) {
                     let counter = match (outcome.duplicate, rejected) {
@@ -302,61 +324,37 @@ impl SqsConsumer {
     }
 }
 
-/// Turns an SQS message into an accept entry, unwrapping an SNS envelope.
-pub fn to_entry(acceptor: &Acceptor, m: &Message) -> Entry {
+/// Decides what an SQS message is, unwrapping an SNS envelope: an alarm, a notification, or a
+/// `rejected` entry. A rejected entry keeps the whole SQS body as its raw body.
+pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
     let message_id = m.message_id().unwrap_or_default();
     let body = m.body().unwrap_or_default();
-    let mut key = format!("sqs:{message_id}");
-    if body.trim().is_empty() {
-        return Entry::Rejected {
+    let sqs_key = format!("sqs:{message_id}");
+    let rejected = |reason: String, key: String| {
+        Classified::Entry(Entry::Rejected {
             raw: body.to_string(),
-            reason: "empty message body".into(),
+            reason,
             idempotency_key: Some(key),
-        };
+        })
+    };
+    if body.trim().is_empty() {
+        return rejected("empty message body".into(), sqs_key);
     }
     let value: Value = match serde_json::from_str(body) {
         Ok(v) => v,
-        Err(e) => {
-            return Entry::Rejected {
-                raw: body.to_string(),
-                reason: format!("body is not valid JSON: {e}"),
-                idempotency_key: Some(key),
-            };
-        }
+        Err(e) => return rejected(format!("body is not valid JSON: {e}"), sqs_key),
     };
-    let value = match unwrap_sns(&value) {
-        Some((sns_id, inner)) => {
-            key = format!("sns:{sns_id}");
-            match serde_json::from_str::<Value>(inner) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Entry::Rejected {
-                        raw: body.to_string(),
-                        reason: format!("SNS Message is not valid JSON: {e}"),
-                        idempotency_key: Some(key),
-                    };
-                }
-            }
-        }
-        None => value,
+    let classified = match unwrap_sns(&value) {
+        Some((sns_id, inner)) => classify(acceptor, &format!("sns:{sns_id}"), inner),
+        None => classify(acceptor, &sqs_key, body),
     };
-    if value.get("AlarmName").is_some() || value.get("detail-type").is_some() {
-        return Entry::Rejected {
-            raw: body.to_string(),
-            reason: "a CloudWatch alarm: alarm routing is not configured on this ingress".into(),
-            idempotency_key: Some(key),
-        };
-    }
-    match acceptor.parse_value(value) {
-        Ok(mut v) => {
-            v.notification.set_default_idempotency_key(key);
-            Entry::Valid(v)
-        }
-        Err(e) => Entry::Rejected {
-            raw: body.to_string(),
-            reason: e.to_string(),
-            idempotency_key: Some(key),
-        },
+    match classified {
+        Classified::Entry(Entry::Rejected {
+            reason,
+            idempotency_key,
+            ..
+        }) => rejected(reason, idempotency_key.unwrap_or(sqs_key)),
+        other => other,
     }
 }
 

@@ -20,13 +20,7 @@ pub struct DeviceRow {
 impl Store {
     /// Registers `token` for `user_id` (moving it from another user if needed). Returns true
     /// when the token was new.
-    pub async fn upsert_device(
-        &self,
-        user_id: &str,
-        token: &str,
-        platform: &str,
-        now: i64,
-    ) -> StoreResult<bool> {
+    pub async fn upsert_device(&self, user_id: &str, token: &str, platform: &str, now: i64) -> StoreResult<bool> {
         let existed = sqlx::query("SELECT 1 AS one FROM devices WHERE token = ?")
             .bind(token)
             .fetch_optional(self.pool())
@@ -109,12 +103,8 @@ impl Store {
     /// Records that a part of a delivery was sent.
     pub async fn mark_part_done(&self, delivery_id: &str, part: &str, now: i64) -> StoreResult<()> {
         let sql = match self.backend() {
-            Backend::MySql => {
-                "INSERT IGNORE INTO delivery_parts (delivery_id, part, created_at) VALUES (?, ?, ?)"
-            }
-            Backend::Sqlite => {
-                "INSERT OR IGNORE INTO delivery_parts (delivery_id, part, created_at) VALUES (?, ?, ?)"
-            }
+            Backend::MySql => "INSERT IGNORE INTO delivery_parts (delivery_id, part, created_at) VALUES (?, ?, ?)",
+            Backend::Sqlite => "INSERT OR IGNORE INTO delivery_parts (delivery_id, part, created_at) VALUES (?, ?, ?)",
         };
         sqlx::query(sql)
             .bind(delivery_id)

@@ -139,20 +139,11 @@ impl Store {
         }
         let rows = q.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok(rows
-            .iter()
-            .map(DeliveryRow::from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(DeliveryRow::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Records the end of an attempt. Returns false if `owner` no longer held the lease.
-    pub async fn finish(
-        &self,
-        id: &str,
-        owner: &str,
-        now: i64,
-        finish: &Finish,
-    ) -> StoreResult<bool> {
+    pub async fn finish(&self, id: &str, owner: &str, now: i64, finish: &Finish) -> StoreResult<bool> {
         let done = match finish {
             Finish::Delivered { dry_run } => sqlx::query(
                 "UPDATE deliveries SET status = 'delivered', delivered_at = ?, dry_run = ?, last_error = NULL, \
@@ -220,20 +211,12 @@ impl Store {
         let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), &binds)
             .fetch_all(self.pool())
             .await?;
-        Ok(rows
-            .iter()
-            .map(DeliveryRow::from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(DeliveryRow::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Puts a dead delivery back to `pending` with fresh attempts. For a rejected one, the
     /// caller passes the corrected type and payload. Returns false if it was not dead/rejected.
-    pub async fn redrive(
-        &self,
-        id: &str,
-        now: i64,
-        replace: Option<(&str, &str)>,
-    ) -> StoreResult<bool> {
+    pub async fn redrive(&self, id: &str, now: i64, replace: Option<(&str, &str)>) -> StoreResult<bool> {
         let done = match replace {
             None => sqlx::query(
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, \
@@ -259,12 +242,7 @@ impl Store {
     }
 
     /// Redrives up to `limit` dead deliveries matching the filter; returns how many.
-    pub async fn redrive_matching(
-        &self,
-        filter: &DeadLetterFilter,
-        now: i64,
-        limit: u32,
-    ) -> StoreResult<u64> {
+    pub async fn redrive_matching(&self, filter: &DeadLetterFilter, now: i64, limit: u32) -> StoreResult<u64> {
         let filter = DeadLetterFilter {
             status: Some("dead".into()),
             ..filter.clone()

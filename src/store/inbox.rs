@@ -44,10 +44,7 @@ impl Store {
         if let Some(before) = q.before {
             query = query.bind(before);
         }
-        let rows = query
-            .bind(i64::from(q.limit))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = query.bind(i64::from(q.limit)).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(InboxRow {
@@ -67,24 +64,21 @@ impl Store {
     }
 
     pub async fn unread_count(&self, user_id: &str) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM inbox WHERE user_id = ? AND read_at IS NULL")
-                .bind(user_id)
-                .fetch_one(self.pool())
-                .await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM inbox WHERE user_id = ? AND read_at IS NULL")
+            .bind(user_id)
+            .fetch_one(self.pool())
+            .await?;
         Ok(row.try_get("n")?)
     }
 
     /// Marks one row read (keeping the first read time). `None` if the user has no such row.
     pub async fn mark_read(&self, user_id: &str, id: &str, now: i64) -> StoreResult<Option<i64>> {
-        sqlx::query(
-            "UPDATE inbox SET read_at = ? WHERE user_id = ? AND id = ? AND read_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        sqlx::query("UPDATE inbox SET read_at = ? WHERE user_id = ? AND id = ? AND read_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         let row = sqlx::query("SELECT read_at FROM inbox WHERE user_id = ? AND id = ?")
             .bind(user_id)
             .bind(id)
@@ -98,12 +92,11 @@ impl Store {
 
     /// Marks every unread row of the user read; returns how many changed.
     pub async fn mark_all_read(&self, user_id: &str, now: i64) -> StoreResult<u64> {
-        let done =
-            sqlx::query("UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL")
-                .bind(now)
-                .bind(user_id)
-                .execute(self.pool())
-                .await?;
+        let done = sqlx::query("UPDATE inbox SET read_at = ? WHERE user_id = ? AND read_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected())
     }
 }

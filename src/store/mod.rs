@@ -6,6 +6,7 @@
 //! Each query is one small function. Functions that must run inside the accept transaction
 //! take `&mut AnyConnection`; the rest take the pool.
 
+pub mod alarms;
 mod devices;
 mod dispatch;
 mod inbox;
@@ -179,14 +180,9 @@ impl Store {
         let backend = config.backend()?;
         let mut url = config.database_url.clone();
         if backend == Backend::Sqlite && !url.contains("mode=") {
-            url.push_str(if url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
+            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
         }
-        let options = AnyConnectOptions::from_str(&url)
-            .context("DATABASE_URL is not a valid database URL")?;
+        let options = AnyConnectOptions::from_str(&url).context("DATABASE_URL is not a valid database URL")?;
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and a single connection avoids
@@ -226,10 +222,7 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::MySql => &MYSQL_MIGRATIONS,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .context("applying migrations")?;
+        migrator.run(&self.pool).await.context("applying migrations")?;
         Ok(())
     }
 
@@ -244,10 +237,7 @@ impl Store {
     }
 
     /// Existing deliveries for these idempotency keys: key → (id, status).
-    pub async fn find_by_keys(
-        &self,
-        keys: &[&str],
-    ) -> StoreResult<HashMap<String, (String, String)>> {
+    pub async fn find_by_keys(&self, keys: &[&str]) -> StoreResult<HashMap<String, (String, String)>> {
         let mut found = HashMap::new();
         for chunk in keys.chunks(500) {
             let sql = format!(

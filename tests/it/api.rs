@@ -48,15 +48,9 @@ async fn send_then_read_inbox(db: Db) {
     assert_eq!(items[0]["data"], json!({"orderId": 1042}));
     assert!(items[0].get("readAt").is_none());
     assert!(page.get("nextCursor").is_none());
-    assert_eq!(
-        app.get_ok("/v1/users/42/notifications/unread-count").await["unread"],
-        1
-    );
+    assert_eq!(app.get_ok("/v1/users/42/notifications/unread-count").await["unread"], 1);
     // Another user's inbox stays empty.
-    assert_eq!(
-        app.get_ok("/v1/users/43/notifications").await["items"],
-        json!([])
-    );
+    assert_eq!(app.get_ok("/v1/users/43/notifications").await["items"], json!([]));
     app.stop().await;
 }
 
@@ -70,11 +64,7 @@ async fn idempotency_key_dedupes(db: Db) {
     assert_eq!(b1["id"], b2["id"]);
     assert_eq!(b2["duplicate"], true);
     let page = app.get_ok("/v1/users/7/notifications").await;
-    assert_eq!(
-        page["items"].as_array().unwrap().len(),
-        1,
-        "one inbox row for one key"
-    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "one inbox row for one key");
     app.stop().await;
 }
 
@@ -211,23 +201,11 @@ async fn validation_errors_name_the_field(db: Db) {
         assert_eq!(b["field"].as_str(), field, "{body} → {b}");
         assert!(!b["message"].as_str().unwrap().is_empty());
     }
-    let (s, b) = json(
-        app.post_raw("/v1/notifications", "{\"notificationType\": ")
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (400, Some("malformed_json")),
-        "{b}"
-    );
+    let (s, b) = json(app.post_raw("/v1/notifications", "{\"notificationType\": ").await).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("malformed_json")), "{b}");
     let big = format!("{{\"pad\": \"{}\"}}", "a".repeat(300 * 1024));
     let (s, b) = json(app.post_raw("/v1/notifications", big).await).await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (413, Some("payload_too_large")),
-        "{b}"
-    );
+    assert_eq!((s, b["error"].as_str()), (413, Some("payload_too_large")), "{b}");
     // Nothing invalid was stored.
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
         .fetch_one(app.store.pool())
@@ -251,11 +229,7 @@ async fn batch_reports_each_item(db: Db) {
     let (s, b) = json(app.post("/v1/notifications/batch", &body).await).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
-        (
-            b["accepted"].as_u64(),
-            b["duplicates"].as_u64(),
-            b["invalid"].as_u64()
-        ),
+        (b["accepted"].as_u64(), b["duplicates"].as_u64(), b["invalid"].as_u64()),
         (Some(3), Some(1), Some(1)),
         "{b}"
     );
@@ -286,22 +260,14 @@ async fn batch_reports_each_item(db: Db) {
             (422, Some("notifications"), Some(message))
         );
     }
-    let many: Vec<Value> = (0..501)
-        .map(|i| app_notification("10", &format!("n{i}")))
-        .collect();
+    let many: Vec<Value> = (0..501).map(|i| app_notification("10", &format!("n{i}"))).collect();
     let (s, b) = json(
         app.post("/v1/notifications/batch", &json!({"notifications": many}))
             .await,
     )
     .await;
-    assert_eq!(
-        (s, b["field"].as_str()),
-        (422, Some("notifications")),
-        "{b}"
-    );
-    let full: Vec<Value> = (0..500)
-        .map(|i| app_notification("10", &format!("n{i}")))
-        .collect();
+    assert_eq!((s, b["field"].as_str()), (422, Some("notifications")), "{b}");
+    let full: Vec<Value> = (0..500).map(|i| app_notification("10", &format!("n{i}"))).collect();
     let (s, b) = json(
         app.post("/v1/notifications/batch", &json!({"notifications": full}))
             .await,
@@ -317,9 +283,7 @@ async fn batch_reports_each_item(db: Db) {
 
 async fn pagination_and_unread_filter(db: Db) {
     let app = spawn_app(db).await;
-    let items: Vec<Value> = (0..25)
-        .map(|i| app_notification("p", &format!("n{i}")))
-        .collect();
+    let items: Vec<Value> = (0..25).map(|i| app_notification("p", &format!("n{i}"))).collect();
     let (s, _) = json(
         app.post("/v1/notifications/batch", &json!({"notifications": items}))
             .await,
@@ -358,9 +322,7 @@ async fn pagination_and_unread_filter(db: Db) {
             .await;
         assert_eq!(res.status(), 200);
     }
-    let page = app
-        .get_ok("/v1/users/p/notifications?unread=true&limit=100")
-        .await;
+    let page = app.get_ok("/v1/users/p/notifications?unread=true&limit=100").await;
     let unread: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -370,11 +332,7 @@ async fn pagination_and_unread_filter(db: Db) {
     assert_eq!(unread.len(), 22);
     assert!(!unread.contains(&seen[0].as_str()));
 
-    for (q, field) in [
-        ("limit=0", "limit"),
-        ("limit=101", "limit"),
-        ("cursor=zzz", "cursor"),
-    ] {
+    for (q, field) in [("limit=0", "limit"), ("limit=101", "limit"), ("cursor=zzz", "cursor")] {
         let (s, b) = json(app.get(&format!("/v1/users/p/notifications?{q}")).await).await;
         assert_eq!((s, b["field"].as_str()), (400, Some(field)), "{q}: {b}");
     }
@@ -387,16 +345,10 @@ async fn pagination_and_unread_filter(db: Db) {
 async fn mark_read_and_read_all(db: Db) {
     let app = spawn_app(db).await;
     for i in 0..3 {
-        app.post(
-            "/v1/notifications",
-            &app_notification("r", &format!("n{i}")),
-        )
-        .await;
+        app.post("/v1/notifications", &app_notification("r", &format!("n{i}")))
+            .await;
     }
-    assert_eq!(
-        app.get_ok("/v1/users/r/notifications/unread-count").await["unread"],
-        3
-    );
+    assert_eq!(app.get_ok("/v1/users/r/notifications/unread-count").await["unread"], 3);
     let page = app.get_ok("/v1/users/r/notifications").await;
     let id = page["items"][0]["id"].as_str().unwrap().to_string();
     let (s, first) = json(
@@ -416,40 +368,24 @@ async fn mark_read_and_read_all(db: Db) {
         first["readAt"], second["readAt"],
         "marking again keeps the first read time"
     );
-    assert_eq!(
-        app.get_ok("/v1/users/r/notifications/unread-count").await["unread"],
-        2
-    );
+    assert_eq!(app.get_ok("/v1/users/r/notifications/unread-count").await["unread"], 2);
     // Another user cannot mark it; an unknown id is 404.
     let (s, b) = json(
-        app.post(
-            &format!("/v1/users/other/notifications/{id}/read"),
-            &json!({}),
-        )
-        .await,
+        app.post(&format!("/v1/users/other/notifications/{id}/read"), &json!({}))
+            .await,
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (404, Some("not_found")));
     let unknown = uuid::Uuid::now_v7();
     let (s, _) = json(
-        app.post(
-            &format!("/v1/users/r/notifications/{unknown}/read"),
-            &json!({}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, b) = json(
-        app.post("/v1/users/r/notifications/read-all", &json!({}))
+        app.post(&format!("/v1/users/r/notifications/{unknown}/read"), &json!({}))
             .await,
     )
     .await;
+    assert_eq!(s, 404);
+    let (s, b) = json(app.post("/v1/users/r/notifications/read-all", &json!({})).await).await;
     assert_eq!((s, b["updated"].as_u64()), (200, Some(2)));
-    assert_eq!(
-        app.get_ok("/v1/users/r/notifications/unread-count").await["unread"],
-        0
-    );
+    assert_eq!(app.get_ok("/v1/users/r/notifications/unread-count").await["unread"], 0);
     let page = app.get_ok("/v1/users/r/notifications").await;
     assert!(
         page["items"]
@@ -502,11 +438,10 @@ async fn other_types_are_stored_pending(db: Db) {
         assert_eq!(d["notificationType"], n["notificationType"]);
     }
     // The SMS is stored normalized: one domestic number.
-    let payload: String =
-        sqlx::query_scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let payload: String = sqlx::query_scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
     let payload: Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(payload["to"], json!(["01012345678"]));
     app.stop().await;
@@ -534,10 +469,7 @@ async fn delivery_lookup(db: Db) {
 #[tokio::test]
 async fn api_tokens_guard_v1_only() {
     let token = "test-token-0123456789abcdef";
-    let mut app = spawn_app_with(Db::Sqlite, |c| {
-        c.api_tokens = vec![allim::config::Secret::new(token)]
-    })
-    .await;
+    let mut app = spawn_app_with(Db::Sqlite, |c| c.api_tokens = vec![allim::config::Secret::new(token)]).await;
     let n = app_notification("a", "x");
     let (s, _) = json(app.post("/v1/notifications", &n).await).await;
     assert_eq!(s, 202, "with the configured token");
@@ -562,22 +494,14 @@ async fn docs_health_and_request_ids() {
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "Swagger UI page");
-    let init = app
-        .get("/docs/swagger-initializer.js")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let init = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
     assert!(
         init.contains("/openapi.json"),
         "Swagger UI points at the document: {init}"
     );
     let doc = app.get_ok("/openapi.json").await;
     assert!(doc["paths"]["/v1/notifications"]["post"].is_object());
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     assert_eq!(app.get_ok("/healthz").await["status"], "ok");
     assert_eq!(app.get_ok("/readyz").await["status"], "ready");
     let res = app.get("/nope").await;
@@ -601,8 +525,7 @@ fn openapi_snapshot() {
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(path, &doc).unwrap();
     }
-    let expected = std::fs::read_to_string(path)
-        .expect("snapshot exists; run with UPDATE_SNAPSHOTS=1 to create it");
+    let expected = std::fs::read_to_string(path).expect("snapshot exists; run with UPDATE_SNAPSHOTS=1 to create it");
     assert!(
         expected == doc,
         "OpenAPI document changed; review and run with UPDATE_SNAPSHOTS=1"

@@ -26,24 +26,15 @@ async fn send(app: &TestApp, body: Value) -> String {
 
 async fn settled(app: &TestApp, id: &str) -> Value {
     let path = format!("/v1/deliveries/{id}");
-    eventually(
-        Duration::from_secs(20),
-        &format!("{id} settles"),
-        || async {
-            matches!(
-                app.get_ok(&path).await["status"].as_str(),
-                Some("delivered" | "dead")
-            )
-        },
-    )
+    eventually(Duration::from_secs(20), &format!("{id} settles"), || async {
+        matches!(app.get_ok(&path).await["status"].as_str(), Some("delivered" | "dead"))
+    })
     .await;
     app.get_ok(&path).await
 }
 
 fn numbers(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("010{:08}", 10_000_000 + i))
-        .collect()
+    (0..n).map(|i| format!("010{:08}", 10_000_000 + i)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,12 +65,20 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
     assert_eq!(sent[0].content, content);
 
     // A short one is an SMS.
-    let id = send(&app, json!({"notificationType": "SMS", "to": ["+82 10 9999 0000"], "content": "인증번호 123456"})).await;
+    let id = send(
+        &app,
+        json!({"notificationType": "SMS", "to": ["+82 10 9999 0000"], "content": "인증번호 123456"}),
+    )
+    .await;
     assert_eq!(settled(&app, &id).await["status"], "delivered");
     assert_eq!(sens.accepted()[1].kind, "SMS");
 
     // 250 recipients: three requests of 100, 100 and 50.
-    let id = send(&app, json!({"notificationType": "SMS", "to": numbers(250), "content": "공지", "subject": "알림"})).await;
+    let id = send(
+        &app,
+        json!({"notificationType": "SMS", "to": numbers(250), "content": "공지", "subject": "알림"}),
+    )
+    .await;
     assert_eq!(settled(&app, &id).await["status"], "delivered");
     let sent = sens.accepted();
     let sizes: Vec<usize> = sent[2..].iter().map(|r| r.to.len()).collect();
@@ -92,11 +91,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
 
     // A 500 in the middle: the retry sends only the chunk that is missing.
     let before = sens.accepted().len();
-    sens.state
-        .fail_next
-        .lock()
-        .unwrap()
-        .extend([None, Some(500)]);
+    sens.state.fail_next.lock().unwrap().extend([None, Some(500)]);
     let id = send(
         &app,
         json!({"notificationType": "SMS", "to": numbers(150), "content": "재시도"}),
@@ -108,15 +103,8 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
         (Some("delivered"), Some(2)),
         "{d}"
     );
-    let after: Vec<usize> = sens.accepted()[before..]
-        .iter()
-        .map(|r| r.to.len())
-        .collect();
-    assert_eq!(
-        after,
-        vec![100, 50],
-        "chunk 0 went once; only chunk 1 was retried"
-    );
+    let after: Vec<usize> = sens.accepted()[before..].iter().map(|r| r.to.len()).collect();
+    assert_eq!(after, vec![100, 50], "chunk 0 went once; only chunk 1 was retried");
 
     // An emoji SENS cannot encode is refused at accept time.
     let (s, b) = json(
@@ -179,9 +167,10 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
     let d = settled(&app, &id).await;
     assert_eq!(d["status"], "dead");
     assert!(
-        d["lastError"].as_str().unwrap().contains(
-            "SENS 400: Validation failed. 1 error(s): from is not a registered calling number"
-        ),
+        d["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("SENS 400: Validation failed. 1 error(s): from is not a registered calling number"),
         "{d}"
     );
 
@@ -257,11 +246,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
     let id = send(&app, json!({"notificationType": "PUSH", "userId": "42", "title": "주문", "body": "배송이 시작되었습니다", "data": {"orderId": "1042"}})).await;
     let d = settled(&app, &id).await;
     assert_eq!(
-        (
-            d["status"].as_str(),
-            d["attempts"].as_i64(),
-            d["dryRun"].as_bool()
-        ),
+        (d["status"].as_str(), d["attempts"].as_i64(), d["dryRun"].as_bool()),
         (Some("delivered"), Some(2), Some(false)),
         "{d}"
     );
@@ -297,13 +282,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
     .await;
     let d = settled(&app, &id).await;
     assert_eq!(d["status"], "dead");
-    assert!(
-        d["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("INVALID_ARGUMENT"),
-        "{d}"
-    );
+    assert!(d["lastError"].as_str().unwrap().contains("INVALID_ARGUMENT"), "{d}");
     // A user without devices.
     let id = send(
         &app,
@@ -312,10 +291,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
     .await;
     let d = settled(&app, &id).await;
     assert!(
-        d["lastError"]
-            .as_str()
-            .unwrap()
-            .contains("no registered devices"),
+        d["lastError"].as_str().unwrap().contains("no registered devices"),
         "{d}"
     );
 
@@ -363,11 +339,7 @@ async fn slack_webhooks_by_name_with_429_retry() {
         (Some("delivered"), Some(2)),
         "429 then ok: {d}"
     );
-    let id = send(
-        &app,
-        json!({"notificationType": "SLACK", "text": "to default"}),
-    )
-    .await;
+    let id = send(&app, json!({"notificationType": "SLACK", "text": "to default"})).await;
     settled(&app, &id).await;
     let posted = slack.posted();
     assert_eq!(

@@ -18,10 +18,7 @@ async fn with_push(
     configure: impl FnOnce(&mut allim::config::Config),
 ) -> TestApp {
     let push = push.clone();
-    spawn_on(db_url, configure, |b| {
-        b.channel(NotificationType::Push, Arc::new(push))
-    })
-    .await
+    spawn_on(db_url, configure, |b| b.channel(NotificationType::Push, Arc::new(push))).await
 }
 
 fn push_body() -> Value {
@@ -36,11 +33,9 @@ async fn send(app: &TestApp, body: &Value) -> String {
 
 async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
     let path = format!("/v1/deliveries/{id}");
-    eventually(
-        Duration::from_secs(20),
-        &format!("{id} becomes {status}"),
-        || async { app.get_ok(&path).await["status"] == status },
-    )
+    eventually(Duration::from_secs(20), &format!("{id} becomes {status}"), || async {
+        app.get_ok(&path).await["status"] == status
+    })
     .await;
     app.get_ok(&path).await
 }
@@ -104,10 +99,7 @@ async fn exhaustion_goes_dead_then_redrive(db: Db) {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["id"], id2.as_str(), "newest first");
     assert_eq!(items[1]["payload"]["tokens"], json!(["tok-1"]));
-    assert_eq!(
-        items[1]["reason"],
-        "gave up after 3 attempts: provider down"
-    );
+    assert_eq!(items[1]["reason"], "gave up after 3 attempts: provider down");
     let filtered = app.get_ok("/v1/dead-letters?notificationType=SMS").await;
     assert_eq!(filtered["items"], json!([]));
     let (s, b) = json(app.get("/v1/dead-letters?status=alive").await).await;
@@ -115,19 +107,11 @@ async fn exhaustion_goes_dead_then_redrive(db: Db) {
 
     // Redrive one: fresh attempts, delivered now that the provider answers.
     push.always(None);
-    let (s, b) = json(
-        app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({}))
-            .await,
-    )
-    .await;
+    let (s, b) = json(app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({})).await).await;
     assert_eq!((s, b["status"].as_str()), (200, Some("pending")), "{b}");
     let d = wait_status(&app, &id, "delivered").await;
     assert_eq!(d["attempts"], 1);
-    let (s, _) = json(
-        app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({}))
-            .await,
-    )
-    .await;
+    let (s, _) = json(app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({})).await).await;
     assert_eq!(s, 409, "a delivered one cannot be redriven");
     let (s, _) = json(
         app.post(
@@ -141,29 +125,19 @@ async fn exhaustion_goes_dead_then_redrive(db: Db) {
 
     // Bulk redrive by filter.
     let (s, b) = json(
-        app.post(
-            "/v1/dead-letters/redrive",
-            &json!({"notificationType": "SLACK"}),
-        )
-        .await,
+        app.post("/v1/dead-letters/redrive", &json!({"notificationType": "SLACK"}))
+            .await,
     )
     .await;
     assert_eq!((s, b["redriven"].as_u64()), (200, Some(0)));
     let (s, b) = json(
-        app.post(
-            "/v1/dead-letters/redrive",
-            &json!({"notificationType": "PUSH"}),
-        )
-        .await,
+        app.post("/v1/dead-letters/redrive", &json!({"notificationType": "PUSH"}))
+            .await,
     )
     .await;
     assert_eq!((s, b["redriven"].as_u64()), (200, Some(1)));
     wait_status(&app, &id2, "delivered").await;
-    let (s, b) = json(
-        app.post("/v1/dead-letters/redrive", &json!({"bogus": 1}))
-            .await,
-    )
-    .await;
+    let (s, b) = json(app.post("/v1/dead-letters/redrive", &json!({"bogus": 1})).await).await;
     assert_eq!(s, 400, "{b}");
     assert_eq!(app.get_ok("/v1/dead-letters").await["items"], json!([]));
     app.stop().await;
@@ -178,10 +152,7 @@ async fn scheduled_in_app_is_released(db: Db) {
         &json!({"notificationType": "APP_NOTIFICATION", "userId": "s1", "title": "later", "deliverAt": at}),
     )
     .await;
-    assert_eq!(
-        app.get_ok("/v1/users/s1/notifications").await["items"],
-        json!([])
-    );
+    assert_eq!(app.get_ok("/v1/users/s1/notifications").await["items"], json!([]));
     let d = wait_status(&app, &id, "delivered").await;
     assert_eq!(d["attempts"], 1);
     let page = app.get_ok("/v1/users/s1/notifications").await;
@@ -214,9 +185,7 @@ async fn expired_lease_is_taken_over() {
             d["id"].as_str().unwrap(),
             "ghost",
             allim::store::now_ms(),
-            &allim::store::Finish::Dead {
-                error: "late".into(),
-            },
+            &allim::store::Finish::Dead { error: "late".into() },
         )
         .await
         .unwrap();

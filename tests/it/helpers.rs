@@ -64,9 +64,7 @@ impl TestDb {
                 let name = format!("allim_t_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::MySqlConnection::connect(&server)
                     .await
-                    .unwrap_or_else(|e| {
-                        panic!("MariaDB at {server} is required for these tests: {e}")
-                    });
+                    .unwrap_or_else(|e| panic!("MariaDB at {server} is required for these tests: {e}"));
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -93,12 +91,10 @@ impl Drop for TestDb {
                     .ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::MySqlConnection::connect(&server).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name}"
-                    )))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
                 })
             })
             .join();

@@ -8,4 +8,5 @@ mod support;
 mod api;
 mod channels;
 mod dispatch;
+mod sns;
 mod sqs;

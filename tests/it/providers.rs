@@ -62,10 +62,7 @@ impl SensServer {
     pub async fn start() -> SensServer {
         let state = Arc::new(SensState::default());
         let router = Router::new()
-            .route(
-                "/sms/v2/services/{service}/messages",
-                axum::routing::post(sens_send),
-            )
+            .route("/sms/v2/services/{service}/messages", axum::routing::post(sens_send))
             .with_state(state.clone());
         let addr = serve(router).await;
         SensServer {
@@ -106,12 +103,7 @@ async fn sens_send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     // Authentication first, exactly as the gateway does.
     let (Some(ts), Some(access), Some(sig)) = (
         header("x-ncp-apigw-timestamp"),
@@ -122,9 +114,7 @@ async fn sens_send(
         return sens_auth_failed();
     };
     let now = chrono::Utc::now().timestamp_millis();
-    let fresh = ts
-        .parse::<i64>()
-        .is_ok_and(|t| (now - t).abs() < 5 * 60 * 1000);
+    let fresh = ts.parse::<i64>().is_ok_and(|t| (now - t).abs() < 5 * 60 * 1000);
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SENS_SECRET_KEY.as_bytes()).unwrap();
     mac.update(format!("POST {}\n{ts}\n{access}", uri.path()).as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -139,16 +129,11 @@ async fn sens_send(
         );
     }
     if header("content-type").as_deref() != Some("application/json; charset=utf-8") {
-        return sens_validation(vec![
-            "Content-Type must be application/json; charset=utf-8".into(),
-        ]);
+        return sens_validation(vec!["Content-Type must be application/json; charset=utf-8".into()]);
     }
     let injected = state.fail_next.lock().unwrap().pop_front().flatten();
     if let Some(status) = injected {
-        return json_response(
-            status,
-            json!({"status": status, "errorMessage": "injected failure"}),
-        );
+        return json_response(status, json!({"status": status, "errorMessage": "injected failure"}));
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return sens_validation(vec!["Request body is not JSON".into()]);
@@ -164,9 +149,7 @@ async fn sens_send(
     let content = v["content"].as_str().unwrap_or_default().to_string();
     match euc_kr_bytes(&content) {
         None => errors.push("content cannot be encoded in EUC-KR".into()),
-        Some(n) if kind == "SMS" && n > 90 => {
-            errors.push(format!("SMS content is {n} bytes; the limit is 90"))
-        }
+        Some(n) if kind == "SMS" && n > 90 => errors.push(format!("SMS content is {n} bytes; the limit is 90")),
         Some(n) if n > 2000 => errors.push(format!("content is {n} bytes; the limit is 2000")),
         Some(0) => errors.push("content is required".into()),
         _ => {}
@@ -182,17 +165,10 @@ async fn sens_send(
     }
     let to: Vec<String> = v["messages"]
         .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|x| x["to"].as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|x| x["to"].as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     if to.is_empty() || to.len() > 100 {
-        errors.push(format!(
-            "messages must have 1 to 100 entries (got {})",
-            to.len()
-        ));
+        errors.push(format!("messages must have 1 to 100 entries (got {})", to.len()));
     }
     for t in &to {
         if t.is_empty() || t.len() > 25 || !t.chars().all(|c| c.is_ascii_digit()) {
@@ -276,28 +252,14 @@ struct JwtClaims {
 }
 
 /// Google's token endpoint: verifies the RS256 JWT with the service account's public key.
-async fn fcm_token(
-    State(state): State<Arc<FcmState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn fcm_token(State(state): State<Arc<FcmState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     *state.token_requests.lock().unwrap() += 1;
-    let invalid = |d: &str| {
-        json_response(
-            400,
-            json!({"error": "invalid_grant", "error_description": d}),
-        )
-    };
-    if headers.get("content-type").and_then(|v| v.to_str().ok())
-        != Some("application/x-www-form-urlencoded")
-    {
+    let invalid = |d: &str| json_response(400, json!({"error": "invalid_grant", "error_description": d}));
+    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/x-www-form-urlencoded") {
         return invalid("Content-Type must be application/x-www-form-urlencoded");
     }
     let form: HashMap<String, String> = url_decode_form(&String::from_utf8_lossy(&body));
-    if form.get("grant_type").map(String::as_str)
-        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
-    {
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
         return json_response(
             400,
             json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}),
@@ -309,11 +271,7 @@ async fn fcm_token(
     let public = include_bytes!("../fixtures/fcm-test-public.pem");
     let key = jsonwebtoken::DecodingKey::from_rsa_pem(public).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[format!(
-        "http://{}{}",
-        headers["host"].to_str().unwrap(),
-        uri.path()
-    )]);
+    validation.set_audience(&[format!("http://{}{}", headers["host"].to_str().unwrap(), uri.path())]);
     validation.set_issuer(&[FCM_CLIENT_EMAIL]);
     let Ok(data) = jsonwebtoken::decode::<JwtClaims>(assertion, &key, &validation) else {
         return invalid("Invalid JWT Signature.");
@@ -351,8 +309,7 @@ fn pct(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%'
             && i + 2 < bytes.len()
-            && let Ok(b) =
-                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
         {
             out.push(b);
             i += 3;
@@ -373,19 +330,9 @@ fn fcm_error(status: u16, canonical: &str, code: &str, message: &str) -> Respons
 }
 
 /// `POST /v1/projects/{project}/messages:send`.
-async fn fcm_send(
-    State(state): State<Arc<FcmState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn fcm_send(State(state): State<Arc<FcmState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     if uri.path() != format!("/v1/projects/{FCM_PROJECT}/messages:send") {
-        return fcm_error(
-            404,
-            "NOT_FOUND",
-            "UNSPECIFIED_ERROR",
-            "Requested entity was not found.",
-        );
+        return fcm_error(404, "NOT_FOUND", "UNSPECIFIED_ERROR", "Requested entity was not found.");
     }
     let bearer = headers
         .get("authorization")
@@ -399,12 +346,7 @@ async fn fcm_send(
         );
     }
     if body.len() > 4096 + 512 {
-        return fcm_error(
-            400,
-            "INVALID_ARGUMENT",
-            "INVALID_ARGUMENT",
-            "Message is too big",
-        );
+        return fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Message is too big");
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return fcm_error(
@@ -439,12 +381,7 @@ async fn fcm_send(
     }
     let token = m["token"].as_str().unwrap_or_default().to_string();
     if token.starts_with("unregistered") {
-        return fcm_error(
-            404,
-            "NOT_FOUND",
-            "UNREGISTERED",
-            "Requested entity was not found.",
-        );
+        return fcm_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.");
     }
     if token.starts_with("malformed") {
         return fcm_error(
@@ -454,26 +391,15 @@ async fn fcm_send(
             "The registration token is not a valid FCM registration token",
         );
     }
-    let injected = state
-        .fail
-        .lock()
-        .unwrap()
-        .get_mut(&token)
-        .and_then(VecDeque::pop_front);
+    let injected = state.fail.lock().unwrap().get_mut(&token).and_then(VecDeque::pop_front);
     if let Some(status) = injected {
         let (canonical, code) = match status {
             503 => ("UNAVAILABLE", "UNAVAILABLE"),
             429 => ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
             _ => ("INTERNAL", "INTERNAL"),
         };
-        let mut res = fcm_error(
-            status,
-            canonical,
-            code,
-            "The service is currently unavailable.",
-        );
-        res.headers_mut()
-            .insert("retry-after", "1".parse().unwrap());
+        let mut res = fcm_error(status, canonical, code, "The service is currently unavailable.");
+        res.headers_mut().insert("retry-after", "1".parse().unwrap());
         return res;
     }
     state.sent.lock().unwrap().push(token);
@@ -517,11 +443,7 @@ impl SlackServer {
 
 /// An incoming webhook: 404 `no_service` for an unknown hook, 400 `invalid_payload` without
 /// `text`, and — as Slack does under load — a 429 with Retry-After on the first post of each hook.
-async fn slack_post(
-    State(state): State<Arc<SlackState>>,
-    Path(hook): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn slack_post(State(state): State<Arc<SlackState>>, Path(hook): Path<String>, body: Bytes) -> Response {
     if !hook.starts_with("T0") {
         return (StatusCode::NOT_FOUND, "no_service").into_response();
     }
@@ -532,12 +454,7 @@ async fn slack_post(
         *n
     };
     if n == 1 {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "1")],
-            "rate_limited",
-        )
-            .into_response();
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "rate_limited").into_response();
     }
     let Some(text) = serde_json::from_slice::<Value>(&body)
         .ok()

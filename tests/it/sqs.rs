@@ -80,7 +80,9 @@ async fn duplicates_and_poison_messages(db: Db) {
     let test_db = TestDb::new(db).await;
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
-    let keyed = json!({"notificationType": "APP_NOTIFICATION", "userId": "u2", "title": "once", "idempotencyKey": "k-1"}).to_string();
+    let keyed =
+        json!({"notificationType": "APP_NOTIFICATION", "userId": "u2", "title": "once", "idempotencyKey": "k-1"})
+            .to_string();
     let bodies = vec![
         keyed.clone(),
         keyed.clone(),
@@ -90,17 +92,13 @@ async fn duplicates_and_poison_messages(db: Db) {
     ];
     send_all(&client, &queue, &bodies, None).await;
     let app = consumer(&test_db.url, &queue).await;
-    eventually(
-        Duration::from_secs(30),
-        "5 messages handled and deleted",
-        || async {
-            queue_depth(&client, &queue).await == 0
-                && app
-                    .count("SELECT COUNT(*) FROM deliveries WHERE status = 'rejected'")
-                    .await
-                    == 3
-        },
-    )
+    eventually(Duration::from_secs(30), "5 messages handled and deleted", || async {
+        queue_depth(&client, &queue).await == 0
+            && app
+                .count("SELECT COUNT(*) FROM deliveries WHERE status = 'rejected'")
+                .await
+                == 3
+    })
     .await;
     // The same key twice, even in one batch: one delivery, one inbox row.
     assert_eq!(inbox_count(&app, "u2").await, 1);
@@ -111,11 +109,9 @@ async fn duplicates_and_poison_messages(db: Db) {
     );
     // Sent again later: still one.
     send_all(&client, &queue, &[keyed], None).await;
-    eventually(
-        Duration::from_secs(20),
-        "redelivered message deleted",
-        || async { queue_depth(&client, &queue).await == 0 },
-    )
+    eventually(Duration::from_secs(20), "redelivered message deleted", || async {
+        queue_depth(&client, &queue).await == 0
+    })
     .await;
     assert_eq!(inbox_count(&app, "u2").await, 1);
 
@@ -123,35 +119,18 @@ async fn duplicates_and_poison_messages(db: Db) {
     let page = app.get_ok("/v1/dead-letters?status=rejected").await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 3, "{page}");
-    let raw: Vec<&str> = items
-        .iter()
-        .map(|i| i["rawBody"].as_str().unwrap())
-        .collect();
+    let raw: Vec<&str> = items.iter().map(|i| i["rawBody"].as_str().unwrap()).collect();
     assert!(raw.contains(&"this is not json"));
-    let reasons: Vec<&str> = items
-        .iter()
-        .map(|i| i["reason"].as_str().unwrap())
-        .collect();
-    assert!(
-        reasons.iter().any(|r| r.contains("not valid JSON")),
-        "{reasons:?}"
-    );
+    let reasons: Vec<&str> = items.iter().map(|i| i["reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|r| r.contains("not valid JSON")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("EMAIL")), "{reasons:?}");
-    assert!(
-        reasons.iter().any(|r| r.starts_with("title:")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.starts_with("title:")), "{reasons:?}");
     let email = items
         .iter()
         .find(|i| i["reason"].as_str().unwrap().contains("EMAIL"))
         .unwrap();
     assert_eq!(email["notificationType"], "UNKNOWN");
-    assert!(
-        email["idempotencyKey"]
-            .as_str()
-            .unwrap()
-            .starts_with("sqs:")
-    );
+    assert!(email["idempotencyKey"].as_str().unwrap().starts_with("sqs:"));
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("allim_messages_rejected_total{source=\"sqs\"} 3"),
@@ -163,23 +142,12 @@ async fn duplicates_and_poison_messages(db: Db) {
     );
 
     // A rejected message that is still invalid cannot be redriven as it is.
-    let id = items
-        .iter()
-        .find(|i| i["rawBody"] == "this is not json")
-        .unwrap()["id"]
+    let id = items.iter().find(|i| i["rawBody"] == "this is not json").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let (s, b) = json(
-        app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({}))
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (422, Some("malformed_json")),
-        "{b}"
-    );
+    let (s, b) = json(app.post(&format!("/v1/dead-letters/{id}/redrive"), &json!({})).await).await;
+    assert_eq!((s, b["error"].as_str()), (422, Some("malformed_json")), "{b}");
     app.stop().await;
 }
 
@@ -203,8 +171,7 @@ async fn sns_envelope_is_unwrapped(db: Db) {
     send_all(&client, &queue, &bodies, None).await;
     let app = consumer(&test_db.url, &queue).await;
     eventually(Duration::from_secs(30), "envelopes handled", || async {
-        queue_depth(&client, &queue).await == 0
-            && app.count("SELECT COUNT(*) FROM deliveries").await == 2
+        queue_depth(&client, &queue).await == 0 && app.count("SELECT COUNT(*) FROM deliveries").await == 2
     })
     .await;
     let page = app.get_ok("/v1/users/u3/notifications").await;
@@ -225,14 +192,74 @@ async fn sns_envelope_is_unwrapped(db: Db) {
     app.stop().await;
 }
 
+/// The low-cost path: CloudWatch → SNS → SQS → allim. An alarm in an SNS envelope on the queue
+/// is routed by the alarm rules (here to SMS, a dry run) and recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_through_the_queue_is_routed() {
+    let test_db = TestDb::new(Db::Sqlite).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: all\n    alarm: \"*\"\n    sms: [\"010-1111-2222\"]\n",
+    )
+    .unwrap();
+    let alarm = json!({"AlarmName": "queue-age", "AWSAccountId": "123456789012", "NewStateValue": "ALARM",
+        "NewStateReason": "Threshold Crossed: 1 datapoint [700.0 (22/11/26 01:00:00)] was greater than the threshold (600.0).",
+        "StateChangeTime": "2026-11-22T01:00:00.000+0000", "Region": "Asia Pacific (Seoul)",
+        "AlarmArn": "arn:aws:cloudwatch:ap-northeast-2:123456789012:alarm:queue-age", "OldStateValue": "OK",
+        "Trigger": {"ComparisonOperator": "GreaterThanThreshold", "Threshold": 600.0, "Unit": null}});
+    let envelope = json!({"Type": "Notification", "MessageId": "alarm-msg-1", "TopicArn": "arn:aws:sns:ap-northeast-2:123456789012:alarms",
+        "Message": alarm.to_string(), "Timestamp": "2026-11-22T01:00:01.000Z", "SignatureVersion": "1", "Signature": "x",
+        "SigningCertURL": "https://sns.ap-northeast-2.amazonaws.com/x.pem"})
+    .to_string();
+    send_all(&client, &queue, &[envelope.clone(), envelope], None).await;
+    let queue_url = queue.clone();
+    let app = spawn_on(
+        &test_db.url,
+        move |c| {
+            c.sqs_queue_url = Some(queue_url);
+            c.alarm_rules = Some(rules);
+        },
+        |b| b.sqs_client(sqs_client()),
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the alarm SMS delivered", || async {
+        queue_depth(&client, &queue).await == 0
+            && app
+                .count("SELECT COUNT(*) FROM deliveries WHERE notification_type = 'SMS' AND status = 'delivered'")
+                .await
+                == 1
+    })
+    .await;
+    let alarms = app.get_ok("/v1/alarms").await;
+    let outcomes: Vec<&str> = alarms["items"][0]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["sent"], "the copy was recognised by its SNS MessageId");
+    let payload: String = sqlx::query_scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(
+        payload["content"],
+        "[ALARM] queue-age (ap-northeast-2) 10:00 KST 700.0 > 600.0"
+    );
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_group_order_is_kept() {
     let test_db = TestDb::new(Db::MariaDb).await;
     let client = sqs_client();
     let queue = create_queue(&client, true).await;
-    let bodies: Vec<String> = (0..30)
-        .map(|i| app_body("u4", &format!("{i:02}")))
-        .collect();
+    let bodies: Vec<String> = (0..30).map(|i| app_body("u4", &format!("{i:02}"))).collect();
     send_all(&client, &queue, &bodies, Some("user-u4")).await;
     let app = consumer(&test_db.url, &queue).await;
     eventually(Duration::from_secs(30), "30 rows", || async {
@@ -247,10 +274,7 @@ async fn fifo_group_order_is_kept() {
         .map(|i| i["title"].as_str().unwrap())
         .collect();
     let expected: Vec<String> = (0..30).rev().map(|i| format!("{i:02}")).collect();
-    assert_eq!(
-        titles, expected,
-        "newest first = the reverse of the send order"
-    );
+    assert_eq!(titles, expected, "newest first = the reverse of the send order");
     app.stop().await;
 }
 
@@ -276,11 +300,9 @@ async fn database_down_then_back_loses_nothing() {
     proxy.set_up(false);
     let bodies: Vec<String> = (0..12).map(|i| app_body("u5", &format!("n{i}"))).collect();
     send_all(&client, &queue, &bodies, None).await;
-    eventually(
-        Duration::from_secs(30),
-        "readiness reports the database",
-        || async { app.get("/readyz").await.status() == 503 },
-    )
+    eventually(Duration::from_secs(30), "readiness reports the database", || async {
+        app.get("/readyz").await.status() == 503
+    })
     .await;
     assert_eq!(
         queue_depth(&client, &queue).await,
@@ -288,18 +310,13 @@ async fn database_down_then_back_loses_nothing() {
         "nothing deleted while the database is down"
     );
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("allim_sqs_consumer_backoff 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("allim_sqs_consumer_backoff 1"), "{metrics}");
 
     proxy.set_up(true);
     eventually(
         Duration::from_secs(60),
         "all 12 stored after the database returns",
-        || async {
-            app.get("/readyz").await.status() == 200 && inbox_count(&app, "u5").await == 12
-        },
+        || async { app.get("/readyz").await.status() == 200 && inbox_count(&app, "u5").await == 12 },
     )
     .await;
     eventually(Duration::from_secs(20), "queue drained", || async {
@@ -329,10 +346,8 @@ async fn two_processes_share_queue_and_database() {
                 &url,
                 |c| c.sqs_queue_url = Some(queue),
                 |b| {
-                    b.sqs_client(sqs_client()).channel(
-                        allim::accept::NotificationType::Push,
-                        std::sync::Arc::new(push),
-                    )
+                    b.sqs_client(sqs_client())
+                        .channel(allim::accept::NotificationType::Push, std::sync::Arc::new(push))
                 },
             )
             .await
@@ -346,21 +361,14 @@ async fn two_processes_share_queue_and_database() {
         bodies.push(app_body("u6", &format!("now{i}")));
         // Scheduled ones are released by whichever dispatcher claims them first.
         bodies.push(json!({"notificationType": "APP_NOTIFICATION", "userId": "u6", "title": format!("later{i}"), "deliverAt": soon}).to_string());
-        bodies.push(
-            json!({"notificationType": "PUSH", "tokens": [format!("tok{i}")], "title": "t"})
-                .to_string(),
-        );
+        bodies.push(json!({"notificationType": "PUSH", "tokens": [format!("tok{i}")], "title": "t"}).to_string());
     }
     send_all(&client, &queue, &bodies, None).await;
-    eventually(
-        Duration::from_secs(60),
-        "120 deliveries delivered",
-        || async {
-            a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
-                .await
-                == 120
-        },
-    )
+    eventually(Duration::from_secs(60), "120 deliveries delivered", || async {
+        a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
+            .await
+            == 120
+    })
     .await;
     eventually(Duration::from_secs(20), "queue drained", || async {
         queue_depth(&client, &queue).await == 0
@@ -398,9 +406,7 @@ async fn sigterm_mid_stream_loses_nothing() {
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
     let total = 200;
-    let bodies: Vec<String> = (0..total)
-        .map(|i| app_body("u7", &format!("n{i}")))
-        .collect();
+    let bodies: Vec<String> = (0..total).map(|i| app_body("u7", &format!("n{i}"))).collect();
     send_all(&client, &queue, &bodies, None).await;
     let store = {
         let mut c = allim::config::Config::for_tests(test_db.url.clone());
@@ -433,11 +439,9 @@ async fn sigterm_mid_stream_loses_nothing() {
             .expect("start allim")
     };
     let mut first = run();
-    eventually(
-        Duration::from_secs(60),
-        "the first run consumed some",
-        || async { stored().await > 0 },
-    )
+    eventually(Duration::from_secs(60), "the first run consumed some", || async {
+        stored().await > 0
+    })
     .await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &first.id().to_string()])

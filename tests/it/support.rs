@@ -102,12 +102,7 @@ pub async fn queue_depth(client: &Client, url: &str) -> i64 {
         .await
         .expect("queue attributes");
     let attrs = out.attributes.unwrap_or_default();
-    let get = |k: QueueAttributeName| {
-        attrs
-            .get(&k)
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let get = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     get(QueueAttributeName::ApproximateNumberOfMessages)
         + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
 }
