@@ -254,6 +254,7 @@ impl Application {
             "allim ready"
         );
         let state_alarms = state.alarms.clone();
+        let state_iam_refresh = state.config.db_iam_refresh;
         let alarm_tick = state.config.alarm_tick;
         let app = api::router(state);
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -274,6 +275,15 @@ impl Application {
                 Ok(())
             });
         }
+        {
+            let store = store.clone();
+            let every = state_iam_refresh;
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                store.refresh_iam_tokens(every, token).await;
+                Ok(())
+            });
+        }
         if let Some(c) = consumer {
             let token = shutdown.clone();
             tasks.spawn(async move {
@@ -282,13 +292,22 @@ impl Application {
             });
         }
 
-        // Run until asked to stop, or until a part fails on its own.
+        // Run until asked to stop, or until a part fails on its own. A part that simply has
+        // nothing to do (e.g. no IAM tokens to refresh) ends quietly and the rest go on.
         let mut result = Ok(());
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            Some(r) = tasks.join_next() => {
-                result = r.context("task panicked").and_then(|r| r);
-                shutdown.cancel();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                joined = tasks.join_next() => match joined {
+                    None => break,
+                    Some(r) => {
+                        if let Err(e) = r.context("task panicked").and_then(|r| r) {
+                            result = Err(e);
+                            shutdown.cancel();
+                            break;
+                        }
+                    }
+                },
             }
         }
         let drained = tokio::time::timeout(grace, async {

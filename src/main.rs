@@ -20,9 +20,36 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// GET /healthz on the local listener, 3 s at most.
+async fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let ip = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    let url = format!("http://{}/healthz", std::net::SocketAddr::new(ip, listen.port()));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let res = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        anyhow::bail!("{url} answered {}", res.status())
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.command == Some(Command::Healthcheck) {
+        return healthcheck(cli.config.listen).await;
+    }
     cli.config.validate()?;
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Healthcheck => unreachable!("handled above"),
         Command::Migrate => {
             let store = Store::connect(&cli.config).await?;
             store.migrate().await?;

@@ -25,6 +25,9 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Ask the running service's `/healthz` (on ALLIM_LISTEN) and exit 0 if it is healthy:
+    /// the container health check, with no curl in the image.
+    Healthcheck,
 }
 
 /// Log output format.
@@ -57,6 +60,29 @@ pub struct Config {
     /// Maximum open database connections (MySQL; SQLite always uses one writer connection).
     #[arg(long, env = "ALLIM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
     pub db_max_connections: u32,
+
+    /// TLS to MySQL that verifies the server's certificate and host name against
+    /// `ALLIM_DB_CA` (RDS Proxy: set `RequireTLS` on the proxy too).
+    #[arg(long, env = "ALLIM_DB_TLS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub db_tls: bool,
+
+    /// CA bundle for `ALLIM_DB_TLS` (RDS Proxy: Amazon Root CA 1, bundled in the image).
+    #[arg(
+        long,
+        env = "ALLIM_DB_CA",
+        default_value = "/etc/allim/AmazonRootCA1.pem",
+        global = true
+    )]
+    pub db_ca: std::path::PathBuf,
+
+    /// Authenticate to MySQL / RDS Proxy with IAM auth tokens instead of a password (needs
+    /// `ALLIM_DB_TLS`; `DATABASE_URL` then has a user but no password).
+    #[arg(long, env = "ALLIM_DB_IAM_AUTH", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub db_iam_auth: bool,
+
+    /// How often a fresh IAM token is made for new connections (tokens last 15 minutes).
+    #[arg(long, env = "ALLIM_DB_IAM_REFRESH", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub db_iam_refresh: Duration,
 
     /// Apply migrations at start. `allim migrate` applies them explicitly.
     #[arg(long, env = "ALLIM_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -305,6 +331,32 @@ impl Config {
     /// Checks the settings that clap's types cannot; the error names the setting.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.backend()?;
+        if self.db_tls || self.db_iam_auth {
+            if self.backend()? != Backend::MySql {
+                anyhow::bail!("ALLIM_DB_TLS and ALLIM_DB_IAM_AUTH apply to MySQL only (DATABASE_URL is not mysql://)");
+            }
+            if self.db_tls && !self.db_ca.is_file() {
+                anyhow::bail!("ALLIM_DB_CA: {} is not a readable file", self.db_ca.display());
+            }
+        }
+        if self.db_iam_auth {
+            if !self.db_tls {
+                anyhow::bail!("ALLIM_DB_IAM_AUTH needs ALLIM_DB_TLS=true: the token is sent in cleartext inside TLS");
+            }
+            let url =
+                reqwest::Url::parse(&self.database_url).map_err(|_| anyhow::anyhow!("DATABASE_URL is not a URL"))?;
+            if url.password().is_some() {
+                anyhow::bail!(
+                    "DATABASE_URL must not carry a password with ALLIM_DB_IAM_AUTH (the IAM token is the password)"
+                );
+            }
+            if url.username().is_empty() {
+                anyhow::bail!("DATABASE_URL needs the database user with ALLIM_DB_IAM_AUTH");
+            }
+            if self.db_iam_refresh < Duration::from_secs(1) || self.db_iam_refresh > Duration::from_secs(14 * 60) {
+                anyhow::bail!("ALLIM_DB_IAM_REFRESH must be between 1s and 14m (tokens last 15 minutes)");
+            }
+        }
         if self.db_max_connections == 0 || self.db_max_connections > 1000 {
             anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");
         }
@@ -474,6 +526,10 @@ impl Config {
             listen: "127.0.0.1:0".parse().expect("static address"),
             database_url: database_url.into(),
             db_max_connections: 5,
+            db_tls: false,
+            db_ca: "/etc/allim/AmazonRootCA1.pem".into(),
+            db_iam_auth: false,
+            db_iam_refresh: Duration::from_secs(600),
             auto_migrate: true,
             api_tokens: Vec::new(),
             max_body_bytes: 256 * 1024,

@@ -10,6 +10,7 @@ pub mod alarms;
 mod devices;
 mod dispatch;
 mod inbox;
+pub mod rds;
 
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
@@ -161,6 +162,8 @@ impl DeliveryRow {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// With IAM auth: what the token refresher needs.
+    iam: Option<(rds::MySqlTarget, std::sync::Arc<dyn rds::TokenSource>)>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -176,13 +179,42 @@ pub fn new_id() -> String {
 impl Store {
     /// Opens the pool. SQLite files are created on first use.
     pub async fn connect(config: &Config) -> anyhow::Result<Store> {
+        Self::connect_with(config, None).await
+    }
+
+    /// As [`Store::connect`]; `tokens` replaces the IAM token source (tests).
+    pub async fn connect_with(
+        config: &Config,
+        tokens: Option<std::sync::Arc<dyn rds::TokenSource>>,
+    ) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = config.backend()?;
         let mut url = config.database_url.clone();
         if backend == Backend::Sqlite && !url.contains("mode=") {
             url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
         }
-        let options = AnyConnectOptions::from_str(&url).context("DATABASE_URL is not a valid database URL")?;
+        let mut iam = None;
+        let options = if backend == Backend::MySql && (config.db_tls || config.db_iam_auth) {
+            let target = rds::MySqlTarget {
+                url: reqwest::Url::parse(&url).context("DATABASE_URL is not a valid database URL")?,
+                tls_ca: config.db_tls.then(|| config.db_ca.clone()),
+                cleartext: config.db_iam_auth,
+            };
+            if config.db_iam_auth {
+                let tokens: std::sync::Arc<dyn rds::TokenSource> = match tokens {
+                    Some(t) => t,
+                    None => std::sync::Arc::new(rds::IamTokens::new(&target).await?),
+                };
+                let options = rds::fresh_options(&target, tokens.as_ref()).await?;
+                iam = Some((target, tokens));
+                options
+            } else {
+                AnyConnectOptions::from_str(&target.url_with_password(None))
+                    .context("DATABASE_URL is not a valid database URL")?
+            }
+        } else {
+            AnyConnectOptions::from_str(&url).context("DATABASE_URL is not a valid database URL")?
+        };
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and a single connection avoids
@@ -205,7 +237,14 @@ impl Store {
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to {}", config.database_url_redacted()))?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, iam })
+    }
+
+    /// With IAM auth, refreshes the token for new connections every `every` until shutdown.
+    pub async fn refresh_iam_tokens(&self, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+        if let Some((target, tokens)) = &self.iam {
+            rds::run_token_refresh(self.pool.clone(), target.clone(), tokens.clone(), every, shutdown).await;
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -531,3 +531,17 @@ fn openapi_snapshot() {
         "OpenAPI document changed; review and run with UPDATE_SNAPSHOTS=1"
     );
 }
+
+/// Every background part (dispatcher, alarm ticker, token refresher, …) may have nothing to do;
+/// none of that may stop the application.
+#[tokio::test]
+async fn app_keeps_running_until_stopped() {
+    let app = spawn_app(Db::Sqlite).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        !app.handle.as_ref().unwrap().is_finished(),
+        "the application stopped by itself"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop().await;
+}

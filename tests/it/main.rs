@@ -8,5 +8,6 @@ mod support;
 mod api;
 mod channels;
 mod dispatch;
+mod rds;
 mod sns;
 mod sqs;
