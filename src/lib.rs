@@ -67,9 +67,12 @@ impl ApplicationBuilder {
         let config = self.config;
         config.validate()?;
         let webhook_names: Vec<String> = config.slack_webhooks.iter().map(|w| w.name.clone()).collect();
-        let alarm_rules = match &config.alarm_rules {
-            Some(path) => alarms::Rules::load(path, &webhook_names)?,
-            None => alarms::Rules::default(),
+        let alarm_rules = match (&config.alarm_rules, &config.alarm_rules_toml) {
+            (Some(path), _) => alarms::Rules::load(path, &webhook_names)?,
+            (None, Some(text)) => {
+                alarms::Rules::parse(text, false, &webhook_names).context("ALLIM_ALARM_RULES_TOML")?
+            }
+            (None, None) => alarms::Rules::default(),
         };
         let store = Store::connect(&config).await?;
         if config.auto_migrate {
@@ -126,11 +129,13 @@ impl ApplicationBuilder {
             NotificationType::Sms,
             channels::sens::Sens::new(http.clone(), sens, config.sens_rate_per_sec, store.clone()),
         );
-        let account = config
-            .fcm_credentials
-            .as_deref()
-            .map(channels::fcm::ServiceAccount::from_file)
-            .transpose()?;
+        let account = match (&config.fcm_credentials, &config.fcm_credentials_json) {
+            (Some(path), _) => Some(channels::fcm::ServiceAccount::from_file(path)?),
+            (None, Some(json)) => {
+                Some(channels::fcm::ServiceAccount::from_json(json.expose()).context("ALLIM_FCM_CREDENTIALS_JSON")?)
+            }
+            (None, None) => None,
+        };
         channels.register(
             NotificationType::Push,
             channels::fcm::Fcm::new(
@@ -249,7 +254,11 @@ impl Application {
             sqs = state.config.sqs_queue_url.as_deref().unwrap_or("off"),
             dispatch = state.config.dispatch,
             sms = if state.config.sens_access_key.is_some() { "sens" } else { "dry-run" },
-            push = if state.config.fcm_credentials.is_some() { "fcm" } else { "dry-run" },
+            push = if state.config.fcm_credentials.is_some() || state.config.fcm_credentials_json.is_some() {
+                "fcm"
+            } else {
+                "dry-run"
+            },
             slack = if state.config.slack_webhooks.is_empty() { "dry-run" } else { "webhooks" },
             "allim ready"
         );

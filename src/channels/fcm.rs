@@ -59,14 +59,14 @@ impl ServiceAccount {
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("ALLIM_FCM_CREDENTIALS: cannot read {}", path.display()))?;
-        let sa: ServiceAccount = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "ALLIM_FCM_CREDENTIALS: {} is not a service-account JSON",
-                path.display()
-            )
-        })?;
+        Self::from_json(&text).with_context(|| format!("ALLIM_FCM_CREDENTIALS ({})", path.display()))
+    }
+
+    /// From the JSON text (ALLIM_FCM_CREDENTIALS_JSON).
+    pub fn from_json(text: &str) -> anyhow::Result<Self> {
+        let sa: ServiceAccount = serde_json::from_str(text).context("not a service-account JSON")?;
         jsonwebtoken::EncodingKey::from_rsa_pem(sa.private_key.as_bytes())
-            .context("ALLIM_FCM_CREDENTIALS: private_key is not an RSA PEM key")?;
+            .context("private_key is not an RSA PEM key")?;
         Ok(sa)
     }
 }

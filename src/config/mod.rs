@@ -197,6 +197,10 @@ pub struct Config {
     #[arg(long, env = "ALLIM_FCM_CREDENTIALS", global = true)]
     pub fcm_credentials: Option<std::path::PathBuf>,
 
+    /// The service-account JSON itself, instead of a file (e.g. injected from Secrets Manager).
+    #[arg(long, env = "ALLIM_FCM_CREDENTIALS_JSON", hide_env_values = true, global = true)]
+    pub fcm_credentials_json: Option<Secret>,
+
     /// FCM API base URL.
     #[arg(
         long,
@@ -240,6 +244,10 @@ pub struct Config {
     /// Alarm routing rules file (TOML, or YAML when it ends in .yaml / .yml).
     #[arg(long, env = "ALLIM_ALARM_RULES", global = true)]
     pub alarm_rules: Option<std::path::PathBuf>,
+
+    /// The rules themselves (TOML), instead of a file (e.g. injected from SSM Parameter Store).
+    #[arg(long, env = "ALLIM_ALARM_RULES_TOML", global = true)]
+    pub alarm_rules_toml: Option<String>,
 
     /// How often to send the flap summaries of windows that have ended.
     #[arg(long, env = "ALLIM_ALARM_TICK", default_value = "10s", value_parser = parse_duration, global = true)]
@@ -461,6 +469,12 @@ impl Config {
                 );
             }
         }
+        if self.fcm_credentials.is_some() && self.fcm_credentials_json.is_some() {
+            anyhow::bail!("set ALLIM_FCM_CREDENTIALS or ALLIM_FCM_CREDENTIALS_JSON, not both");
+        }
+        if self.alarm_rules.is_some() && self.alarm_rules_toml.is_some() {
+            anyhow::bail!("set ALLIM_ALARM_RULES or ALLIM_ALARM_RULES_TOML, not both");
+        }
         if self.alarm_tick < Duration::from_millis(10) {
             anyhow::bail!("ALLIM_ALARM_TICK must be at least 10ms");
         }
@@ -555,6 +569,7 @@ impl Config {
             sens_base_url: "https://sens.apigw.ntruss.com".into(),
             sens_rate_per_sec: 1000.0,
             fcm_credentials: None,
+            fcm_credentials_json: None,
             fcm_base_url: "https://fcm.googleapis.com".into(),
             fcm_token_url: None,
             fcm_rate_per_sec: 1000.0,
@@ -564,6 +579,7 @@ impl Config {
             sns_insecure_cert_url_prefix: None,
             sns_insecure_cert_fetch_base: None,
             alarm_rules: None,
+            alarm_rules_toml: None,
             alarm_tick: Duration::from_millis(100),
             log_format: Some(LogFormat::Json),
             log_filter: "warn".into(),

@@ -7,7 +7,9 @@ mod support;
 
 mod api;
 mod channels;
+mod deploy;
 mod dispatch;
+mod infra;
 mod rds;
 mod sns;
 mod sqs;

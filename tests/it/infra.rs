@@ -1,0 +1,195 @@
+//! The CloudFormation templates: every resource the deployment needs is there, with the
+//! settings that matter, and the task role grants nothing beyond the queue (plus
+//! `rds-db:connect` when IAM auth is on). cfn-lint checks the rest in CI.
+
+use serde_json::{Value, json};
+
+/// Reads a template, turning short-form intrinsics (`!Ref x`) into their long form (`{"Ref": x}`).
+fn template(name: &str) -> Value {
+    let path = format!("{}/infra/{name}", env!("CARGO_MANIFEST_DIR"));
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    to_json(yaml)
+}
+
+fn to_json(v: serde_yaml::Value) -> Value {
+    match v {
+        serde_yaml::Value::Null => Value::Null,
+        serde_yaml::Value::Bool(b) => json!(b),
+        serde_yaml::Value::Number(n) => serde_json::to_value(n).unwrap(),
+        serde_yaml::Value::String(s) => json!(s),
+        serde_yaml::Value::Sequence(s) => Value::Array(s.into_iter().map(to_json).collect()),
+        serde_yaml::Value::Mapping(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}")),
+                        to_json(v),
+                    )
+                })
+                .collect(),
+        ),
+        serde_yaml::Value::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let key = match name {
+                "Ref" | "Condition" => name.to_string(),
+                _ => format!("Fn::{name}"),
+            };
+            let mut inner = to_json(t.value);
+            if name == "GetAtt"
+                && let Value::String(s) = &inner
+            {
+                inner = json!(s.split('.').collect::<Vec<_>>());
+            }
+            json!({ key: inner })
+        }
+    }
+}
+
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .collect()
+}
+
+fn one<'a>(t: &'a Value, kind: &str) -> &'a Value {
+    let found = of_type(t, kind);
+    assert_eq!(found.len(), 1, "exactly one {kind}");
+    found[0].1
+}
+
+#[test]
+fn every_resource_is_defined() {
+    let t = template("allim.yaml");
+    let ecr = template("ecr.yaml");
+    one(&ecr, "AWS::ECR::Repository");
+    one(&t, "AWS::ECS::Cluster");
+    one(&t, "AWS::Logs::LogGroup")["Properties"]["RetentionInDays"]
+        .as_object()
+        .expect("retention is a parameter");
+
+    let td = &one(&t, "AWS::ECS::TaskDefinition")["Properties"];
+    assert_eq!(
+        td["RuntimePlatform"]["CpuArchitecture"],
+        json!({"Ref": "CpuArchitecture"})
+    );
+    assert_eq!(t["Parameters"]["CpuArchitecture"]["Default"], "ARM64");
+    assert_eq!(t["Parameters"]["Cpu"]["Default"], 256);
+    assert_eq!(t["Parameters"]["Memory"]["Default"], 512);
+    let container = &td["ContainerDefinitions"][0];
+    assert_eq!(
+        container["HealthCheck"]["Command"],
+        json!(["CMD", "/usr/local/bin/allim", "healthcheck"])
+    );
+    assert_eq!(container["PortMappings"][0]["ContainerPort"], 8080);
+    let secrets = container["Secrets"].to_string();
+    for name in [
+        "ALLIM_SENS_SECRET_KEY",
+        "ALLIM_FCM_CREDENTIALS_JSON",
+        "DATABASE_URL",
+        "ALLIM_API_TOKENS",
+    ] {
+        assert!(secrets.contains(name), "secret {name}");
+    }
+
+    let service = &one(&t, "AWS::ECS::Service")["Properties"];
+    assert_eq!(
+        service["DeploymentConfiguration"]["DeploymentCircuitBreaker"],
+        json!({"Enable": true, "Rollback": true})
+    );
+    assert_eq!(service["LaunchType"], "FARGATE");
+
+    let tg = &one(&t, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"];
+    assert_eq!(tg["HealthCheckPath"], "/healthz");
+    assert_eq!(
+        tg["TargetGroupAttributes"][0],
+        json!({"Key": "deregistration_delay.timeout_seconds", "Value": {"Ref": "ShutdownGraceSeconds"}})
+    );
+    one(&t, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    let listeners = of_type(&t, "AWS::ElasticLoadBalancingV2::Listener");
+    assert!(listeners.iter().any(|(_, l)| l["Properties"]["Protocol"] == "HTTPS"
+        && l["Properties"]["Certificates"][0]["CertificateArn"] == json!({"Ref": "CertificateArn"})));
+    assert!(of_type(&t, "AWS::EC2::SecurityGroup").len() >= 2);
+
+    let queues = of_type(&t, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 2);
+    let (_, main) = queues.iter().find(|(n, _)| *n == "Queue").unwrap();
+    assert_eq!(
+        main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    );
+    one(&t, "AWS::SNS::Topic");
+    let subs = of_type(&t, "AWS::SNS::Subscription");
+    let https = subs
+        .iter()
+        .find(|(_, s)| s["Properties"]["Protocol"] == "https")
+        .expect("HTTPS subscription");
+    assert_eq!(https.1["Condition"], "UseAlb");
+    assert!(https.1["Properties"]["Endpoint"].to_string().contains("/webhooks/sns"));
+    let sqs = subs
+        .iter()
+        .find(|(_, s)| s["Properties"]["Protocol"] == "sqs")
+        .expect("low-cost SQS subscription");
+    assert_eq!(sqs.1["Condition"], "LowCost");
+    assert_eq!(t["Parameters"]["LowCostMode"]["Default"], "false");
+    for (_, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"].as_str().unwrap().starts_with("AWS::ElasticLoadBalancingV2") {
+            assert_eq!(r["Condition"], "UseAlb", "no load balancer in the low-cost mode");
+        }
+    }
+
+    let policy = &one(&t, "AWS::ApplicationAutoScaling::ScalingPolicy")["Properties"];
+    let metrics =
+        policy["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["Metrics"].to_string();
+    assert!(metrics.contains("ApproximateNumberOfMessagesVisible") && metrics.contains("RunningTaskCount"));
+    one(&t, "AWS::ApplicationAutoScaling::ScalableTarget");
+
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    let names: Vec<&str> = alarms
+        .iter()
+        .map(|(_, a)| a["Properties"]["MetricName"].as_str().unwrap())
+        .collect();
+    for m in [
+        "HTTPCode_ELB_5XX_Count",
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+    ] {
+        assert!(names.contains(&m), "alarm on {m}");
+    }
+    for (_, a) in alarms {
+        assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
+    }
+    assert_eq!(of_type(&t, "AWS::IAM::Role").len(), 2, "task role and execution role");
+}
+
+#[test]
+fn task_role_grants_only_the_queue_and_rds_connect() {
+    let t = template("allim.yaml");
+    let role = &t["Resources"]["TaskRole"]["Properties"];
+    assert!(
+        role.get("ManagedPolicyArns").is_none(),
+        "no managed policies on the task role"
+    );
+    let policies = role["Policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 2);
+    let queue = &policies[0]["PolicyDocument"]["Statement"];
+    assert_eq!(
+        queue,
+        &json!([{"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+                 "Resource": {"Fn::GetAtt": ["Queue", "Arn"]}}])
+    );
+    let conditional = &policies[1]["Fn::If"];
+    assert_eq!(conditional[0], "IamAuth", "rds-db:connect only with IAM auth");
+    let statements = &conditional[1]["PolicyDocument"]["Statement"];
+    assert_eq!(statements.as_array().unwrap().len(), 1);
+    assert_eq!(statements[0]["Action"], "rds-db:connect");
+    assert!(
+        statements[0]["Resource"]
+            .to_string()
+            .contains("dbuser:${DbProxyResourceId}/${DbUser}")
+    );
+    assert_eq!(conditional[2], json!({"Ref": "AWS::NoValue"}));
+}
