@@ -391,3 +391,67 @@ async fn without_credentials_channels_are_dry_runs() {
     }
     app.stop().await;
 }
+
+/// The SENS stand-in is as strict as SENS: a stale timestamp, a wrong signature, over 100
+/// recipients and an over-long SMS are all refused with SENS's answers.
+#[tokio::test]
+async fn the_sens_server_refuses_what_sens_refuses() {
+    let sens = SensServer::start().await;
+    let path = format!("/sms/v2/services/{}/messages", providers::SENS_SERVICE_ID);
+    let http = reqwest::Client::new();
+    let send = |ts: i64, secret: &'static str, body: Value| {
+        let sig = allim::channels::sens::signature(secret, "POST", &path, ts, providers::SENS_ACCESS_KEY);
+        http.post(format!("{}{path}", sens.base_url))
+            .header("content-type", "application/json; charset=utf-8")
+            .header("x-ncp-apigw-timestamp", ts.to_string())
+            .header("x-ncp-iam-access-key", providers::SENS_ACCESS_KEY)
+            .header("x-ncp-apigw-signature-v2", sig)
+            .json(&body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = |kind: &str, content: &str, n: usize| {
+        json!({"type": kind, "contentType": "COMM", "countryCode": "82", "from": providers::SENS_FROM,
+               "content": content, "messages": numbers(n).iter().map(|to| json!({"to": to})).collect::<Vec<_>>()})
+    };
+    let ok = send(now, providers::SENS_SECRET_KEY, body("SMS", "안녕", 1))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    let ok: Value = ok.json().await.unwrap();
+    assert_eq!(
+        (ok["statusCode"].as_str(), ok["statusName"].as_str()),
+        (Some("202"), Some("success"))
+    );
+    let stale = send(now - 5 * 60 * 1000, providers::SENS_SECRET_KEY, body("SMS", "안녕", 1))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401, "a timestamp 5 minutes off");
+    let forged = send(now, "another-secret", body("SMS", "안녕", 1)).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let (_, b) = json(forged).await;
+    assert_eq!(b["error"]["errorCode"], "200");
+    let (s, b) = json(
+        send(now, providers::SENS_SECRET_KEY, body("SMS", "안녕", 101))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "101 recipients: {b}");
+    assert!(b["errorMessage"].as_str().unwrap().starts_with("Validation failed"));
+    let (s, _) = json(
+        send(now, providers::SENS_SECRET_KEY, body("SMS", &"가".repeat(46), 1))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "92 bytes is too long for an SMS");
+    let (s, _) = json(
+        send(now, providers::SENS_SECRET_KEY, body("LMS", &"가".repeat(46), 1))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 202, "but fine as an LMS");
+    assert_eq!(sens.accepted().len(), 2);
+}
