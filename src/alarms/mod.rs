@@ -116,29 +116,19 @@ impl AlarmRouter {
             .ok();
             self.decide(&mut st, alarm, message_id, now, &silences, &mut rows)
         };
-        // A window that ended with held-back notifications is summarised before a new one starts.
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        q::insert_event(
-            &mut tx,
-            &AlarmEventRow {
-                id: store::new_id(),
-                alarm_key: st.alarm_key.clone(),
-                sns_message_id: message_id.to_string(),
-                state: alarm.state.as_str().to_string(),
-                old_state: alarm.old_state.map(|s| s.as_str().to_string()),
-                changed_at,
-                received_at: now,
-                outcome: outcome.to_string(),
-                detail: Some(detail.clone()),
-                deliveries: (!ids.is_empty()).then(|| ids.join(",")),
-            },
-        )
-        .await?;
-        if !rows.is_empty() {
-            store::insert_deliveries(&mut tx, &rows).await?;
-        }
-        st.updated_at = now;
-        q::save_alarm_state(&mut tx, &st).await?;
+        let event = AlarmEventRow {
+            id: store::new_id(),
+            alarm_key: st.alarm_key.clone(),
+            sns_message_id: message_id.to_string(),
+            state: alarm.state.as_str().to_string(),
+            old_state: alarm.old_state.map(|s| s.as_str().to_string()),
+            changed_at,
+            received_at: now,
+            outcome: outcome.to_string(),
+            detail: Some(detail.clone()),
+            deliveries: None,
+        };
+        let ids = record(&mut tx, event, &rows, &mut st, now).await?;
         tx.commit().await?;
         if !rows.is_empty() {
             self.acceptor.wake_dispatcher();
@@ -321,28 +311,19 @@ impl AlarmRouter {
             let suppressed = st.window_suppressed;
             let mut rows = Vec::new();
             self.summarise(&mut st, &tag, now, &mut rows);
-            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-            q::insert_event(
-                &mut tx,
-                &AlarmEventRow {
-                    id: store::new_id(),
-                    alarm_key: key.clone(),
-                    sns_message_id: format!("{tag}:{key}"),
-                    state: st.state.clone().unwrap_or_default(),
-                    old_state: None,
-                    changed_at: st.changed_at.unwrap_or(now),
-                    received_at: now,
-                    outcome: "summary".into(),
-                    detail: Some(format!("{suppressed} notifications were held back by the flap limit")),
-                    deliveries: (!ids.is_empty()).then(|| ids.join(",")),
-                },
-            )
-            .await?;
-            if !rows.is_empty() {
-                store::insert_deliveries(&mut tx, &rows).await?;
-            }
-            st.updated_at = now;
-            q::save_alarm_state(&mut tx, &st).await?;
+            let event = AlarmEventRow {
+                id: store::new_id(),
+                alarm_key: key.clone(),
+                sns_message_id: format!("{tag}:{key}"),
+                state: st.state.clone().unwrap_or_default(),
+                old_state: None,
+                changed_at: st.changed_at.unwrap_or(now),
+                received_at: now,
+                outcome: "summary".into(),
+                detail: Some(format!("{suppressed} notifications were held back by the flap limit")),
+                deliveries: None,
+            };
+            record(&mut tx, event, &rows, &mut st, now).await?;
             tx.commit().await?;
             self.metrics.alarms.with_label_values(&["summary"]).inc();
             done += 1;
@@ -365,6 +346,26 @@ impl AlarmRouter {
             }
         }
     }
+}
+
+/// Writes, inside the routing transaction, the decision (with the ids of the deliveries it
+/// created), the deliveries themselves, and the alarm's new state. Returns the delivery ids.
+async fn record(
+    tx: &mut sqlx::AnyConnection,
+    mut event: AlarmEventRow,
+    rows: &[NewDelivery],
+    st: &mut AlarmStateRow,
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    event.deliveries = (!ids.is_empty()).then(|| ids.join(","));
+    q::insert_event(tx, &event).await?;
+    if !rows.is_empty() {
+        store::insert_deliveries(tx, rows).await?;
+    }
+    st.updated_at = now;
+    q::save_alarm_state(tx, st).await?;
+    Ok(ids)
 }
 
 /// `45s`, `30m`, `2h`, `1h30m`.

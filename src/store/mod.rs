@@ -319,21 +319,31 @@ pub(crate) fn placeholders(n: usize) -> String {
     s
 }
 
+/// `INSERT … VALUES (?, …), (?, …)` for `rows` rows of `cols` columns.
+fn multi_row_insert(head: &str, cols: usize, rows: usize) -> String {
+    let group = format!("({})", placeholders(cols));
+    let mut sql = String::with_capacity(head.len() + 8 + rows * (group.len() + 2));
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&group);
+    }
+    sql
+}
+
 /// Inserts delivery rows in one multi-row statement.
 pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery]) -> StoreResult<()> {
     const COLS: usize = 10;
     for chunk in rows.chunks(500) {
-        let mut sql = String::from(
+        let sql = multi_row_insert(
             "INSERT INTO deliveries (id, idempotency_key, notification_type, source, payload, status, \
-             next_attempt_at, last_error, created_at, updated_at) VALUES ",
+             next_attempt_at, last_error, created_at, updated_at)",
+            COLS,
+            chunk.len(),
         );
-        let group = format!("({})", placeholders(COLS));
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&group);
-        }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
             q = q
@@ -357,16 +367,11 @@ pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery]) -
 pub async fn insert_inbox(conn: &mut AnyConnection, rows: &[NewInbox]) -> StoreResult<()> {
     const COLS: usize = 9;
     for chunk in rows.chunks(500) {
-        let mut sql = String::from(
-            "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at) VALUES ",
+        let sql = multi_row_insert(
+            "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at)",
+            COLS,
+            chunk.len(),
         );
-        let group = format!("({})", placeholders(COLS));
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&group);
-        }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
             q = q
