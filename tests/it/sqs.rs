@@ -405,7 +405,7 @@ async fn sigterm_mid_stream_loses_nothing() {
     let test_db = TestDb::new(Db::MariaDb).await;
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
-    let total = 200;
+    let total = 300;
     let bodies: Vec<String> = (0..total).map(|i| app_body("u7", &format!("n{i}"))).collect();
     send_all(&client, &queue, &bodies, None).await;
     let store = {
