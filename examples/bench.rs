@@ -1,0 +1,254 @@
+//! Benchmarks that print figures (run through `bench/run.sh`, release build). They start the
+//! real application in this process on port 0 and drive it over loopback, so client and server
+//! share the machine: compare figures within one run, not across machines.
+//!
+//! Scenarios:
+//! - `ingest`: HTTP batch ingest (500 APP_NOTIFICATIONs per request → delivery + inbox rows),
+//!   against raw 500-row INSERTs of the same row shape on one connection.
+//! - `single`: single `POST /v1/notifications`, 32 clients; requests/s and p50/p99 latency.
+//! - `sns`: signed SNS notifications to `/webhooks/sns` (signature verified, then accepted).
+//!
+//! `DATABASE_URL` picks the database (default: a fresh SQLite file).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use allim::Application;
+use allim::config::Config;
+use serde_json::{Value, json};
+
+const BATCH: usize = 500;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let scenario = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let dir = tempfile::tempdir()?;
+    let db_url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    println!("database: {}", allim::config::redact_url(&db_url));
+    if scenario == "ingest" || scenario == "all" {
+        ingest(&db_url).await?;
+    }
+    if scenario == "single" || scenario == "all" {
+        single(&db_url).await?;
+    }
+    if scenario == "sns" || scenario == "all" {
+        sns(&db_url, dir.path()).await?;
+    }
+    Ok(())
+}
+
+async fn start(
+    db_url: &str,
+    configure: impl FnOnce(&mut Config),
+) -> anyhow::Result<(String, tokio_util::sync::CancellationToken, allim::store::Store)> {
+    let mut config = Config::for_tests(db_url);
+    config.db_max_connections = 16;
+    config.max_body_bytes = 1024 * 1024;
+    configure(&mut config);
+    let app = Application::build(config).await?;
+    let url = format!("http://{}", app.local_addr());
+    let token = app.shutdown_token();
+    let store = app.store().clone();
+    tokio::spawn(app.run_until_stopped());
+    Ok((url, token, store))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn ingest(db_url: &str) -> anyhow::Result<()> {
+    let (url, stop, store) = start(db_url, |_| {}).await?;
+    let client = reqwest::Client::new();
+    let requests = 200;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for r in 0..requests / 4 {
+                let items: Vec<Value> = (0..BATCH)
+                    .map(|i| json!({"notificationType": "APP_NOTIFICATION", "userId": format!("u{}", (worker * 1000 + r * 7 + i) % 5000),
+                        "title": "Shipped", "body": "Your order is on its way", "data": {"orderId": i}}))
+                    .collect();
+                let res = client.post(format!("{url}/v1/notifications/batch")).json(&json!({"notifications": items})).send().await?;
+                anyhow::ensure!(res.status() == 200, "batch answered {}", res.status());
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    let rows = (requests * BATCH) as f64;
+    let via_http = rows / elapsed.as_secs_f64();
+
+    // Baseline: the same delivery-row shape as raw 500-row INSERTs on one connection.
+    sqlx::query("CREATE TABLE bench_raw (id VARCHAR(36) PRIMARY KEY, idempotency_key VARCHAR(255) NULL, notification_type VARCHAR(32), source VARCHAR(16), payload TEXT, status VARCHAR(16), next_attempt_at BIGINT NULL, last_error TEXT NULL, created_at BIGINT, updated_at BIGINT)")
+        .execute(store.pool())
+        .await?;
+    let payload = json!({"notificationType": "APP_NOTIFICATION", "userId": "u1", "title": "Shipped", "body": "Your order is on its way"}).to_string();
+    let mut conn = store.pool().acquire().await?;
+    let started = Instant::now();
+    for _ in 0..requests {
+        let mut sql = String::from("INSERT INTO bench_raw VALUES ");
+        for i in 0..BATCH {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, NULL, 'APP_NOTIFICATION', 'http', ?, 'delivered', NULL, NULL, 0, 0)");
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for _ in 0..BATCH {
+            q = q.bind(uuid::Uuid::now_v7().to_string()).bind(payload.as_str());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let raw = rows / started.elapsed().as_secs_f64();
+    drop(conn);
+    println!(
+        "ingest: {rows} notifications over HTTP in {:.2}s = {via_http:.0} notifications/s (each a delivery row + an inbox row)",
+        elapsed.as_secs_f64()
+    );
+    println!("ingest: raw 500-row INSERTs of delivery rows alone, one connection = {raw:.0} rows/s");
+    println!(
+        "ingest: HTTP ingest is {:.0}% of raw INSERTs (target: >= 80%)",
+        100.0 * via_http / raw
+    );
+    stop.cancel();
+    Ok(())
+}
+
+async fn single(db_url: &str) -> anyhow::Result<()> {
+    let (url, stop, _) = start(db_url, |_| {}).await?;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let body = json!({"notificationType": "APP_NOTIFICATION", "userId": format!("s{w}"), "title": format!("n{n}")});
+                let t = Instant::now();
+                let res = client.post(format!("{url}/v1/notifications")).json(&body).send().await?;
+                anyhow::ensure!(res.status() == 202, "answered {}", res.status());
+                lat.push(t.elapsed());
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    println!(
+        "single: {} requests in 10s = {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+        all.len(),
+        all.len() as f64 / 10.0,
+        percentile(&all, 0.5).as_secs_f64() * 1000.0,
+        percentile(&all, 0.99).as_secs_f64() * 1000.0
+    );
+    stop.cancel();
+    Ok(())
+}
+
+async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = root.join("tests/fixtures/sns-test-key.pem");
+    let cert = std::fs::read_to_string(root.join("tests/fixtures/sns-test-cert.pem"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let cert_base = format!("http://{}/", listener.local_addr()?);
+    let router = axum::Router::new().route("/cert.pem", axum::routing::get(move || async move { cert.clone() }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let topic = "arn:aws:sns:ap-northeast-2:123456789012:bench";
+    let prefix = cert_base.clone();
+    let (url, stop, _) = start(db_url, move |c| {
+        c.sns_topic_arns = vec![topic.into()];
+        c.sns_insecure_cert_url_prefix = Some(prefix);
+    })
+    .await?;
+    // Sign the messages up front (openssl, one process for all of them).
+    let count = 3000;
+    let mut bodies = Vec::with_capacity(count);
+    let mut script = String::new();
+    let mut messages = Vec::new();
+    for i in 0..count {
+        let message =
+            json!({"notificationType": "APP_NOTIFICATION", "userId": format!("sns{}", i % 100), "title": "from sns"})
+                .to_string();
+        let id = uuid::Uuid::new_v4().to_string();
+        let ts = "2026-11-22T00:00:00.000Z";
+        let to_sign =
+            format!("Message\n{message}\nMessageId\n{id}\nTimestamp\n{ts}\nTopicArn\n{topic}\nType\nNotification\n");
+        let file = dir.join(format!("m{i}"));
+        std::fs::write(&file, &to_sign)?;
+        script.push_str(&format!(
+            "openssl dgst -sha256 -sign {} {} | base64 -w0; echo\n",
+            key.display(),
+            file.display()
+        ));
+        messages.push((id, message, ts));
+    }
+    let out = std::process::Command::new("sh").arg("-c").arg(&script).output()?;
+    let sigs: Vec<String> = String::from_utf8(out.stdout)?.lines().map(str::to_string).collect();
+    anyhow::ensure!(sigs.len() == count, "signed {} of {count}", sigs.len());
+    for ((id, message, ts), sig) in messages.into_iter().zip(sigs) {
+        bodies.push(
+            json!({"Type": "Notification", "MessageId": id, "TopicArn": topic, "Message": message, "Timestamp": ts,
+                   "SignatureVersion": "2", "Signature": sig, "SigningCertURL": format!("{cert_base}cert.pem")})
+            .to_string(),
+        );
+    }
+    let bodies = Arc::new(bodies);
+    let client = reqwest::Client::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= bodies.len() {
+                    break;
+                }
+                let t = Instant::now();
+                let res = client
+                    .post(format!("{url}/webhooks/sns"))
+                    .header("content-type", "text/plain")
+                    .body(bodies[i].clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(res.status() == 200, "answered {}", res.status());
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "sns: {count} signed notifications verified and accepted in {secs:.2}s = {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (target: >= 14,000 req/s, p99 <= 5 ms on one core)",
+        count as f64 / secs,
+        percentile(&all, 0.5).as_secs_f64() * 1000.0,
+        percentile(&all, 0.99).as_secs_f64() * 1000.0
+    );
+    stop.cancel();
+    Ok(())
+}
