@@ -200,7 +200,9 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         ));
         messages.push((id, message, ts));
     }
-    let out = std::process::Command::new("sh").arg("-c").arg(&script).output()?;
+    let script_file = dir.join("sign.sh");
+    std::fs::write(&script_file, &script)?;
+    let out = std::process::Command::new("sh").arg(&script_file).output()?;
     let sigs: Vec<String> = String::from_utf8(out.stdout)?.lines().map(str::to_string).collect();
     anyhow::ensure!(sigs.len() == count, "signed {} of {count}", sigs.len());
     for ((id, message, ts), sig) in messages.into_iter().zip(sigs) {

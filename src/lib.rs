@@ -86,7 +86,12 @@ impl ApplicationBuilder {
         let rules = accept::Rules {
             slack_webhooks: webhook_names,
         };
-        let acceptor = Acceptor::new(store.clone(), wake.clone(), rules);
+        // Group commit: one writer for SQLite (one connection anyway), a few for MySQL.
+        let writers = match config.backend()? {
+            config::Backend::Sqlite => 1,
+            config::Backend::MySql => (config.db_max_connections as usize / 2).clamp(1, 4),
+        };
+        let acceptor = Acceptor::new(store.clone(), wake.clone(), rules).with_group_commit(writers);
         let http = channels::http::client(config.http_timeout);
         let consumer_health = Arc::new(ConsumerHealth::default());
         let alarm_router = alarms::AlarmRouter::new(store.clone(), acceptor.clone(), alarm_rules, metrics.clone());

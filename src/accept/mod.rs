@@ -10,7 +10,7 @@ pub mod message;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use sqlx::Acquire;
 
@@ -75,7 +75,20 @@ pub struct Acceptor {
     /// Woken when something due now was stored, so the dispatcher need not wait its interval.
     wake: Arc<Notify>,
     rules: Arc<Rules>,
+    /// Group commit: single entries queue here and writers commit whatever has gathered in
+    /// one transaction (see [`Acceptor::with_group_commit`]). `None`: each commits on its own.
+    queue: Option<mpsc::Sender<Queued>>,
 }
+
+/// One entry waiting for a group commit, and where its outcome goes.
+struct Queued {
+    source: Source,
+    entry: Entry,
+    reply: oneshot::Sender<StoreResult<Outcome>>,
+}
+
+/// The most single entries one group commit takes.
+const GROUP_MAX: usize = 500;
 
 /// Checks that depend on the configuration rather than on the message alone.
 #[derive(Debug, Clone, Default)]
@@ -116,6 +129,77 @@ impl Acceptor {
             store,
             wake,
             rules: Arc::new(rules),
+            queue: None,
+        }
+    }
+
+    /// Turns on group commit for [`Acceptor::accept_one`]: concurrent single notifications (HTTP,
+    /// SNS) are committed together, up to 500 per transaction, by `writers` tasks. A request waits
+    /// for the commit that carries its row — nothing is acknowledged before it is durable — but
+    /// a burst of requests costs a few transactions instead of one each. Must be called inside
+    /// the Tokio runtime; the writers end when the last clone of the acceptor is dropped.
+    pub fn with_group_commit(mut self, writers: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Queued>(GROUP_MAX * 4);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let direct = Acceptor {
+            queue: None,
+            ..self.clone()
+        };
+        for _ in 0..writers.max(1) {
+            let rx = rx.clone();
+            let direct = direct.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut batch = Vec::new();
+                    {
+                        let mut rx = rx.lock().await;
+                        match rx.recv().await {
+                            Some(first) => batch.push(first),
+                            None => return,
+                        }
+                        while batch.len() < GROUP_MAX {
+                            match rx.try_recv() {
+                                Ok(q) => batch.push(q),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    direct.commit_group(batch).await;
+                }
+            });
+        }
+        self.queue = Some(tx);
+        self
+    }
+
+    /// Commits one gathered group — one transaction per source — and answers every waiter.
+    async fn commit_group(&self, batch: Vec<Queued>) {
+        type Replies = Vec<oneshot::Sender<StoreResult<Outcome>>>;
+        let mut groups: Vec<(Source, Vec<Entry>, Replies)> = Vec::new();
+        for q in batch {
+            match groups.iter_mut().find(|(s, _, _)| *s == q.source) {
+                Some((_, entries, replies)) => {
+                    entries.push(q.entry);
+                    replies.push(q.reply);
+                }
+                None => groups.push((q.source, vec![q.entry], vec![q.reply])),
+            }
+        }
+        for (source, entries, replies) in groups {
+            match self.accept(source, entries).await {
+                Ok(outcomes) => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    // StoreError is not Clone; every waiter gets the same message.
+                    let message = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Db(sqlx::Error::Protocol(message.clone()))));
+                    }
+                }
+            }
         }
     }
 
@@ -141,6 +225,19 @@ impl Acceptor {
 
     /// Accepts one entry.
     pub async fn accept_one(&self, source: Source, entry: Entry) -> StoreResult<Outcome> {
+        if let Some(queue) = &self.queue {
+            let (reply, answer) = oneshot::channel();
+            if queue.send(Queued { source, entry, reply }).await.is_ok() {
+                return answer.await.unwrap_or_else(|_| {
+                    Err(StoreError::Db(sqlx::Error::Protocol(
+                        "the group-commit writer stopped".into(),
+                    )))
+                });
+            }
+            return Err(StoreError::Db(sqlx::Error::Protocol(
+                "the group-commit writer stopped".into(),
+            )));
+        }
         let mut out = self.accept(source, vec![entry]).await?;
         Ok(out.pop().expect("one outcome per entry"))
     }
