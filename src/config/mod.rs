@@ -55,7 +55,7 @@ pub struct Config {
         hide_env_values = true,
         global = true
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Maximum open database connections (MySQL; SQLite always uses one writer connection).
     #[arg(long, env = "ALLIM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
@@ -351,8 +351,8 @@ impl Config {
             if !self.db_tls {
                 anyhow::bail!("ALLIM_DB_IAM_AUTH needs ALLIM_DB_TLS=true: the token is sent in cleartext inside TLS");
             }
-            let url =
-                reqwest::Url::parse(&self.database_url).map_err(|_| anyhow::anyhow!("DATABASE_URL is not a URL"))?;
+            let url = reqwest::Url::parse(self.database_url.expose())
+                .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a URL"))?;
             if url.password().is_some() {
                 anyhow::bail!(
                     "DATABASE_URL must not carry a password with ALLIM_DB_IAM_AUTH (the IAM token is the password)"
@@ -490,7 +490,7 @@ impl Config {
 
     /// Which backend `DATABASE_URL` selects.
     pub fn backend(&self) -> anyhow::Result<Backend> {
-        let scheme = self.database_url.split(':').next().unwrap_or_default();
+        let scheme = self.database_url.expose().split(':').next().unwrap_or_default();
         match scheme {
             "sqlite" => Ok(Backend::Sqlite),
             "mysql" | "mariadb" => Ok(Backend::MySql),
@@ -502,7 +502,7 @@ impl Config {
 
     /// The database URL with any password replaced, for log lines.
     pub fn database_url_redacted(&self) -> String {
-        redact_url(&self.database_url)
+        redact_url(self.database_url.expose())
     }
 
     /// The dispatcher's settings.
@@ -538,7 +538,7 @@ impl Config {
     pub fn for_tests(database_url: impl Into<String>) -> Self {
         Config {
             listen: "127.0.0.1:0".parse().expect("static address"),
-            database_url: database_url.into(),
+            database_url: Secret::new(database_url),
             db_max_connections: 5,
             db_tls: false,
             db_ca: "/etc/allim/AmazonRootCA1.pem".into(),
@@ -651,12 +651,18 @@ mod tests {
     fn validation_names_the_setting() {
         let mut c = Config::for_tests("postgres://x");
         assert!(c.validate().unwrap_err().to_string().contains("DATABASE_URL"));
-        c.database_url = "sqlite://x.db".into();
+        c.database_url = Secret::new("sqlite://x.db");
         c.api_tokens = vec![Secret::new("short")];
         assert!(c.validate().unwrap_err().to_string().contains("ALLIM_API_TOKENS"));
         c.api_tokens = vec![Secret::new("0123456789abcdef0")];
         c.validate().unwrap();
         assert_eq!(format!("{:?}", c.api_tokens), "[***]");
+        let mut secretive = c.clone();
+        secretive.database_url = Secret::new("mysql://app:hunter2@db:3306/allim");
+        assert!(
+            !format!("{secretive:?}").contains("hunter2"),
+            "Debug never shows the database password"
+        );
         c.sens_access_key = Some("AK".into());
         assert!(c.validate().unwrap_err().to_string().contains("ALLIM_SENS_SECRET_KEY"));
     }

@@ -189,7 +189,7 @@ impl Store {
     ) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = config.backend()?;
-        let mut url = config.database_url.clone();
+        let mut url = config.database_url.expose().to_string();
         if backend == Backend::Sqlite && !url.contains("mode=") {
             url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
         }
