@@ -7,6 +7,8 @@
 //!   against raw 500-row INSERTs of the same row shape on one connection.
 //! - `single`: single `POST /v1/notifications`, 32 clients; requests/s and p50/p99 latency.
 //! - `sns`: signed SNS notifications to `/webhooks/sns` (signature verified, then accepted).
+//! - `sqs`: drain a preloaded queue into inbox rows, against a no-op consumer (receive + delete)
+//!   on the same queue server (`ALLIM_BENCH_SQS`, default ministack at http://127.0.0.1:4566).
 //!
 //! `DATABASE_URL` picks the database (default: a fresh SQLite file).
 
@@ -34,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if scenario == "sns" || scenario == "all" {
         sns(&db_url, dir.path()).await?;
+    }
+    // Needs an SQS stand-in that stays fast at depth (ministack), so not part of "all".
+    if scenario == "sqs" {
+        sqs(&db_url).await?;
     }
     Ok(())
 }
@@ -266,6 +272,166 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         count as f64 / secs,
         percentile(&all, 0.5).as_secs_f64() * 1000.0,
         percentile(&all, 0.99).as_secs_f64() * 1000.0
+    );
+    stop.cancel();
+    Ok(())
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn fill(client: &aws_sdk_sqs::Client, queue: &str, n: usize) -> anyhow::Result<()> {
+    let per_sender = n / 8;
+    let mut tasks = Vec::new();
+    for s in 0..8 {
+        let client = client.clone();
+        let queue = queue.to_string();
+        tasks.push(tokio::spawn(async move {
+            for chunk in 0..per_sender / 10 {
+                let entries = (0..10)
+                    .map(|i| {
+                        let body = json!({"notificationType": "APP_NOTIFICATION", "userId": format!("q{}", (s * 31 + i) % 1000),
+                            "title": "Shipped", "body": "Your order is on its way", "idempotencyKey": format!("b-{s}-{chunk}-{i}")});
+                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                            .id(format!("e{i}"))
+                            .message_body(body.to_string())
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                client.send_message_batch().queue_url(&queue).set_entries(Some(entries)).send().await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn sqs(db_url: &str) -> anyhow::Result<()> {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let endpoint = std::env::var("ALLIM_BENCH_SQS").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let n: usize = std::env::var("ALLIM_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    let client = aws_sdk_sqs::Client::from_conf(conf);
+    let queue = |name: String| {
+        let client = client.clone();
+        async move { anyhow::Ok(client.create_queue().queue_name(name).send().await?.queue_url.unwrap()) }
+    };
+
+    // The no-op consumer: two pollers that receive and delete, nothing else.
+    let noop_queue = queue(format!("noop-{}", uuid::Uuid::new_v4().simple())).await?;
+    fill(&client, &noop_queue, n).await?;
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (client, q, done) = (client.clone(), noop_queue.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while done.load(std::sync::atomic::Ordering::Relaxed) < n {
+                let out = client
+                    .receive_message()
+                    .queue_url(&q)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await?;
+                let msgs = out.messages.unwrap_or_default();
+                if msgs.is_empty() {
+                    continue;
+                }
+                let entries = msgs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(format!("d{i}"))
+                            .receipt_handle(m.receipt_handle().unwrap())
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                client
+                    .delete_message_batch()
+                    .queue_url(&q)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await?;
+                done.fetch_add(msgs.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let noop_rate = n as f64 / started.elapsed().as_secs_f64();
+    let noop_cpu = cpu_seconds() - cpu;
+
+    // allim on the same server.
+    let allim_queue = queue(format!("allim-{}", uuid::Uuid::new_v4().simple())).await?;
+    fill(&client, &allim_queue, n).await?;
+    let mut config = Config::for_tests(db_url);
+    config.db_max_connections = 16;
+    config.sqs_queue_url = Some(allim_queue);
+    let rss_before = rss_mb();
+    let app = Application::builder(config).sqs_client(client.clone()).build().await?;
+    let store = app.store().clone();
+    let stop = app.shutdown_token();
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    tokio::spawn(app.run_until_stopped());
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(store.pool())
+            .await?;
+        if stored as usize >= n {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "allim drained only {stored} of {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let allim_rate = n as f64 / started.elapsed().as_secs_f64();
+    let allim_cpu = cpu_seconds() - cpu;
+    println!(
+        "sqs: no-op consumer (receive + delete, 2 pollers) drained {n} at {noop_rate:.0} msgs/s, {:.2} CPU-s per 10,000",
+        noop_cpu * 10_000.0 / n as f64
+    );
+    println!(
+        "sqs: allim drained {n} into inbox rows at {allim_rate:.0} msgs/s = {:.0}% of the no-op rate (target >= 85%), {:.2} CPU-s per 10,000 (target <= 1.5; includes the SDK client both share), RSS grew {:.1} MB",
+        100.0 * allim_rate / noop_rate,
+        allim_cpu * 10_000.0 / n as f64,
+        rss_mb() - rss_before
     );
     stop.cancel();
     Ok(())
