@@ -17,7 +17,10 @@ use crate::store::{self, InboxRow, ListInbox};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InboxItem {
+    /// The inbox item's id: use it to mark the item read.
     pub id: String,
+    /// The delivery that produced it (the id `POST /v1/notifications` returned).
+    pub delivery_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     pub title: String,
@@ -39,6 +42,7 @@ impl From<InboxRow> for InboxItem {
     fn from(r: InboxRow) -> Self {
         InboxItem {
             id: r.id,
+            delivery_id: r.delivery_id,
             category: r.category,
             title: r.title,
             body: r.body,

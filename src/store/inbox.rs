@@ -8,6 +8,7 @@ use super::{Store, StoreResult};
 #[derive(Debug, Clone)]
 pub struct InboxRow {
     pub id: String,
+    pub delivery_id: String,
     pub user_id: String,
     pub category: Option<String>,
     pub title: String,
@@ -30,7 +31,7 @@ pub struct ListInbox<'a> {
 impl Store {
     pub async fn list_inbox(&self, q: &ListInbox<'_>) -> StoreResult<Vec<InboxRow>> {
         let mut sql = String::from(
-            "SELECT id, user_id, category, title, body, link, data, created_at, read_at \
+            "SELECT id, delivery_id, user_id, category, title, body, link, data, created_at, read_at \
              FROM inbox WHERE user_id = ?",
         );
         if q.unread_only {
@@ -49,6 +50,7 @@ impl Store {
             .map(|r| {
                 Ok(InboxRow {
                     id: r.try_get("id")?,
+                    delivery_id: r.try_get("delivery_id")?,
                     user_id: r.try_get("user_id")?,
                     category: r.try_get("category")?,
                     title: r.try_get("title")?,

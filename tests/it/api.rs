@@ -37,11 +37,13 @@ async fn send_then_read_inbox(db: Db) {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "delivered");
     assert_eq!(body["duplicate"], false);
+    let delivery_id = body["id"].clone();
 
     let page = app.get_ok("/v1/users/42/notifications").await;
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["title"], "Shipped");
+    assert_eq!(items[0]["deliveryId"], delivery_id);
     assert_eq!(items[0]["category"], "order");
     assert_eq!(items[0]["body"], "Your order is on its way");
     assert_eq!(items[0]["link"], "app://orders/1042");
