@@ -82,6 +82,15 @@ impl SqsConsumer {
         metrics: SharedMetrics,
         health: Arc<ConsumerHealth>,
     ) -> Self {
+        // Every SQS call has a deadline: a long poll may take the wait time, anything else a few
+        // seconds; a stuck connection fails and is retried instead of hanging a poller.
+        let attempt = config.wait_time + Duration::from_secs(10);
+        let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(attempt * 3)
+            .build();
+        let client = Client::from_conf(client.config().to_builder().timeout_config(timeouts).build());
         SqsConsumer {
             client,
             config,
