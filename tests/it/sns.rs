@@ -23,13 +23,23 @@ const CERT: &str = include_str!("../fixtures/sns-test-cert.pem");
 struct CertServer {
     base: String,
     confirmations: Arc<Mutex<Vec<String>>>,
+    /// How often the certificate was fetched.
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn cert_server() -> CertServer {
     let confirmations = Arc::new(Mutex::new(Vec::new()));
     let hits = confirmations.clone();
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = fetches.clone();
     let router = Router::new()
-        .route("/SimpleNotificationService-test.pem", axum::routing::get(|| async { CERT }))
+        .route(
+            "/SimpleNotificationService-test.pem",
+            axum::routing::get(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async { CERT }
+            }),
+        )
         .route(
             "/confirm/{token}",
             axum::routing::get(move |Path(token): Path<String>| {
@@ -46,6 +56,7 @@ async fn cert_server() -> CertServer {
     CertServer {
         base: format!("http://{addr}/"),
         confirmations,
+        fetches,
     }
 }
 
