@@ -290,6 +290,11 @@ async fn signatures_are_verified() {
         metrics.contains("allim_sns_rejected_total{reason=\"signature\"}"),
         "{metrics}"
     );
+    assert_eq!(
+        certs.fetches.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the signing certificate is fetched once and cached"
+    );
     app.stop().await;
 }
 
