@@ -75,8 +75,15 @@ pub async fn send_notification(
     State(state): State<AppState>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<AcceptedResponse>)> {
+    state.metrics.received.with_label_values(&["http"]).inc();
     let validated = state.acceptor.parse(&body)?;
     let outcome = state.acceptor.accept_one(Source::Http, Entry::Valid(validated)).await?;
+    let counter = if outcome.duplicate {
+        &state.metrics.duplicates
+    } else {
+        &state.metrics.accepted
+    };
+    counter.with_label_values(&["http"]).inc();
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {

@@ -67,6 +67,19 @@ async fn idempotency_key_dedupes(db: Db) {
     assert_eq!(b2["duplicate"], true);
     let page = app.get_ok("/v1/users/7/notifications").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1, "one inbox row for one key");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("allim_messages_received_total{source=\"http\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("allim_messages_accepted_total{source=\"http\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("allim_messages_duplicate_total{source=\"http\"} 1"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
