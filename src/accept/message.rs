@@ -83,21 +83,6 @@ pub enum Notification {
     Slack(Slack),
 }
 
-/// Fields every notification type may carry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Common {
-    /// Producer-chosen key (≤ 255 characters). Sending the same key again returns the first
-    /// delivery's id and creates nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "order-1042-shipped")]
-    pub idempotency_key: Option<String>,
-    /// When to deliver (RFC 3339 with an offset). Absent or in the past: now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "2026-11-22T09:00:00+09:00")]
-    pub deliver_at: Option<String>,
-}
-
 /// `APP_NOTIFICATION`: an inbox row for one user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -254,16 +239,13 @@ impl Notification {
         }
     }
 
-    pub fn common(&self) -> Common {
-        let (k, d) = match self {
-            Notification::AppNotification(n) => (&n.idempotency_key, &n.deliver_at),
-            Notification::Push(n) => (&n.idempotency_key, &n.deliver_at),
-            Notification::Sms(n) => (&n.idempotency_key, &n.deliver_at),
-            Notification::Slack(n) => (&n.idempotency_key, &n.deliver_at),
-        };
-        Common {
-            idempotency_key: k.clone(),
-            deliver_at: d.clone(),
+    /// The fields every type carries: (`idempotencyKey`, `deliverAt`).
+    fn common_fields(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+        match self {
+            Notification::AppNotification(n) => (&mut n.idempotency_key, &mut n.deliver_at),
+            Notification::Push(n) => (&mut n.idempotency_key, &mut n.deliver_at),
+            Notification::Sms(n) => (&mut n.idempotency_key, &mut n.deliver_at),
+            Notification::Slack(n) => (&mut n.idempotency_key, &mut n.deliver_at),
         }
     }
 
@@ -278,12 +260,7 @@ impl Notification {
 
     /// Sets the idempotency key when the producer gave none (e.g. `sqs:<MessageId>`).
     pub fn set_default_idempotency_key(&mut self, key: String) {
-        let slot = match self {
-            Notification::AppNotification(n) => &mut n.idempotency_key,
-            Notification::Push(n) => &mut n.idempotency_key,
-            Notification::Sms(n) => &mut n.idempotency_key,
-            Notification::Slack(n) => &mut n.idempotency_key,
-        };
+        let (slot, _) = self.common_fields();
         if slot.is_none() {
             *slot = Some(key);
         }
@@ -318,11 +295,11 @@ pub fn parse_value(value: Value) -> Result<Validated, ContractError> {
         NotificationType::Sms => Notification::Sms(typed(object, kind)?),
         NotificationType::Slack => Notification::Slack(typed(object, kind)?),
     };
-    let common = notification.common();
-    if let Some(key) = &common.idempotency_key {
+    let (key, deliver_at) = notification.common_fields();
+    if let Some(key) = key {
         check_text("idempotencyKey", key, 1, limits::IDEMPOTENCY_KEY_MAX, false)?;
     }
-    let deliver_at_ms = common.deliver_at.as_deref().map(parse_deliver_at).transpose()?;
+    let deliver_at_ms = deliver_at.as_deref().map(parse_deliver_at).transpose()?;
     match &mut notification {
         Notification::AppNotification(n) => validate_app(n)?,
         Notification::Push(n) => validate_push(n)?,

@@ -227,16 +227,12 @@ impl Acceptor {
     pub async fn accept_one(&self, source: Source, entry: Entry) -> StoreResult<Outcome> {
         if let Some(queue) = &self.queue {
             let (reply, answer) = oneshot::channel();
-            if queue.send(Queued { source, entry, reply }).await.is_ok() {
-                return answer.await.unwrap_or_else(|_| {
-                    Err(StoreError::Db(sqlx::Error::Protocol(
-                        "the group-commit writer stopped".into(),
-                    )))
-                });
-            }
-            return Err(StoreError::Db(sqlx::Error::Protocol(
-                "the group-commit writer stopped".into(),
-            )));
+            let stopped = || StoreError::Db(sqlx::Error::Protocol("the group-commit writer stopped".into()));
+            queue
+                .send(Queued { source, entry, reply })
+                .await
+                .map_err(|_| stopped())?;
+            return answer.await.unwrap_or_else(|_| Err(stopped()));
         }
         let mut out = self.accept(source, vec![entry]).await?;
         Ok(out.pop().expect("one outcome per entry"))
@@ -301,8 +297,8 @@ impl Acceptor {
 
     /// Writes the planned rows in one transaction.
     async fn commit(&self, planned: &[Planned]) -> StoreResult<()> {
-        let deliveries: Vec<NewDelivery> = planned.iter().map(|p| p.delivery.clone()).collect();
-        let inbox: Vec<NewInbox> = planned.iter().filter_map(|p| p.inbox.clone()).collect();
+        let deliveries: Vec<&NewDelivery> = planned.iter().map(|p| &p.delivery).collect();
+        let inbox: Vec<&NewInbox> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
         let mut conn = self.store.pool().acquire().await?;
         let mut tx = conn.begin().await?;
         store::insert_deliveries(&mut tx, &deliveries).await?;

@@ -387,38 +387,37 @@ fn silence_covers(s: &SilenceRow, alarm: &Alarm) -> bool {
 }
 
 fn sms_row(key: &str, to: &[String], text: &str, now: i64) -> NewDelivery {
-    let notification = Notification::Sms(Sms {
-        idempotency_key: Some(truncate_key(key)),
-        deliver_at: None,
-        to: to.to_vec(),
-        content: rules::fit_sms(text),
-        subject: None,
-    });
-    crate::accept::pending_row(
-        Source::Sns,
-        &Validated {
-            notification,
-            deliver_at_ms: None,
-        },
+    pending(
+        Notification::Sms(Sms {
+            idempotency_key: Some(truncate_key(key)),
+            deliver_at: None,
+            to: to.to_vec(),
+            content: rules::fit_sms(text),
+            subject: None,
+        }),
         now,
     )
 }
 
 fn slack_row(key: &str, hook: &str, text: &str, now: i64) -> NewDelivery {
-    let notification = Notification::Slack(Slack {
-        idempotency_key: Some(truncate_key(key)),
-        deliver_at: None,
-        text: text.to_string(),
-        channel: Some(hook.to_string()),
-    });
-    crate::accept::pending_row(
-        Source::Sns,
-        &Validated {
-            notification,
-            deliver_at_ms: None,
-        },
+    pending(
+        Notification::Slack(Slack {
+            idempotency_key: Some(truncate_key(key)),
+            deliver_at: None,
+            text: text.to_string(),
+            channel: Some(hook.to_string()),
+        }),
         now,
     )
+}
+
+/// The pending delivery row of an alarm message (source `sns`: alarms arrive through SNS).
+fn pending(notification: Notification, now: i64) -> NewDelivery {
+    let validated = Validated {
+        notification,
+        deliver_at_ms: None,
+    };
+    crate::accept::pending_row(Source::Sns, &validated, now)
 }
 
 /// Idempotency keys are at most 255 characters; long alarm ARNs are hashed into the tail.

@@ -425,7 +425,7 @@ async fn notification(state: &AppState, e: Envelope) -> ApiResult<Json<WebhookRe
     state.metrics.received.with_label_values(&["sns"]).inc();
     let key = format!("sns:{}", e.message_id);
     match classify(&state.acceptor, &key, &e.message) {
-        Classified::Alarm(alarm) => {
+        Classified::Alarm { key, alarm } => {
             let handled = state.alarms.handle(&key, &alarm).await?;
             Ok(done(&handled.outcome, Some(handled.detail), handled.deliveries))
         }
@@ -445,7 +445,11 @@ async fn notification(state: &AppState, e: Envelope) -> ApiResult<Json<WebhookRe
 
 /// What an SNS `Message` is.
 pub enum Classified {
-    Alarm(payload::Alarm),
+    /// A CloudWatch alarm, with the key that de-duplicates it (`sns:<MessageId>` or `sqs:<MessageId>`).
+    Alarm {
+        key: String,
+        alarm: payload::Alarm,
+    },
     Entry(Entry),
 }
 
@@ -466,7 +470,7 @@ pub fn classify(acceptor: &crate::accept::Acceptor, key: &str, message: &str) ->
     };
     if payload::is_alarm(&value) {
         return match payload::parse(&value) {
-            Ok(a) => Classified::Alarm(a),
+            Ok(alarm) => Classified::Alarm { key, alarm },
             Err(err) => Classified::Entry(Entry::Rejected {
                 raw: message.to_string(),
                 reason: err.to_string(),

@@ -195,17 +195,7 @@ impl SqsConsumer {
         for m in &messages {
             match classify_message(&self.acceptor, m) {
                 Classified::Entry(e) => entries.push(e),
-                Classified::Alarm(a) => {
-                    let key = match serde_json::from_str::<Value>(m.body().unwrap_or_default())
-                        .ok()
-                        .as_ref()
-                        .and_then(unwrap_sns)
-                    {
-                        Some((sns_id, _)) => format!("sns:{sns_id}"),
-                        None => format!("sqs:{}", m.message_id().unwrap_or_default()),
-                    };
-                    alarms.push((key, a));
-                }
+                Classified::Alarm { key, alarm } => alarms.push((key, alarm)),
             }
         }
         let rejected: Vec<bool> = entries.iter().map(|e| matches!(e, Entry::Rejected { .. })).collect();

@@ -16,6 +16,7 @@ pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -335,7 +336,7 @@ fn multi_row_insert(head: &str, cols: usize, rows: usize) -> String {
 }
 
 /// Inserts delivery rows in one multi-row statement.
-pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery]) -> StoreResult<()> {
+pub async fn insert_deliveries<R: Borrow<NewDelivery>>(conn: &mut AnyConnection, rows: &[R]) -> StoreResult<()> {
     const COLS: usize = 10;
     for chunk in rows.chunks(500) {
         let sql = multi_row_insert(
@@ -345,7 +346,7 @@ pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery]) -
             chunk.len(),
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
+        for r in chunk.iter().map(Borrow::borrow) {
             q = q
                 .bind(r.id.as_str())
                 .bind(r.idempotency_key.as_deref())
@@ -364,7 +365,7 @@ pub async fn insert_deliveries(conn: &mut AnyConnection, rows: &[NewDelivery]) -
 }
 
 /// Inserts inbox rows in one multi-row statement.
-pub async fn insert_inbox(conn: &mut AnyConnection, rows: &[NewInbox]) -> StoreResult<()> {
+pub async fn insert_inbox<R: Borrow<NewInbox>>(conn: &mut AnyConnection, rows: &[R]) -> StoreResult<()> {
     const COLS: usize = 9;
     for chunk in rows.chunks(500) {
         let sql = multi_row_insert(
@@ -373,7 +374,7 @@ pub async fn insert_inbox(conn: &mut AnyConnection, rows: &[NewInbox]) -> StoreR
             chunk.len(),
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
+        for r in chunk.iter().map(Borrow::borrow) {
             q = q
                 .bind(r.id.as_str())
                 .bind(r.delivery_id.as_str())
