@@ -1,0 +1,66 @@
+//! The binary's command line: `allim migrate`, and `allim --help` documenting every setting
+//! the README's configuration table lists.
+
+use std::process::Command;
+
+fn allim(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_allim"));
+    cmd.args(args).env_clear().env("ALLIM_LOG_FORMAT", "json");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run allim")
+}
+
+#[test]
+fn migrate_creates_the_schema_and_bad_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let out = allim(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("m.db").exists());
+    // Applying again is a no-op.
+    assert!(allim(&["migrate"], &[("DATABASE_URL", &url)]).status.success());
+
+    let out = allim(&["migrate"], &[("DATABASE_URL", "postgres://db/x")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL: unsupported scheme"));
+    let out = allim(&[], &[("ALLIM_SQS_POLLERS", "0")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ALLIM_SQS_POLLERS"));
+}
+
+#[test]
+fn help_documents_every_setting_in_the_readme() {
+    let out = allim(&["--help"], &[]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut checked = 0;
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let var = line.split('`').nth(1).unwrap();
+        assert!(
+            help.contains(&format!("[env: {var}")),
+            "{var} is in the README but not in --help"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 40, "the README's table lists the settings ({checked} found)");
+    for var in help
+        .split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(['=', ']']).next().unwrap())
+    {
+        assert!(
+            section.contains(&format!("| `{var}`")),
+            "{var} is in --help but not in the README"
+        );
+    }
+}
