@@ -44,19 +44,18 @@ async fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if cli.command == Some(Command::Healthcheck) {
-        return healthcheck(cli.config.listen).await;
-    }
-    cli.config.validate()?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Healthcheck => unreachable!("handled above"),
+        // Only needs the address; the rest of the configuration may be absent in a health probe.
+        Command::Healthcheck => healthcheck(cli.config.listen).await,
         Command::Migrate => {
+            cli.config.validate()?;
             let store = Store::connect(&cli.config).await?;
             store.migrate().await?;
             tracing::info!(database = %cli.config.database_url_redacted(), "migrations applied");
             Ok(())
         }
         Command::Serve => {
+            // Application::build validates the configuration.
             let app = Application::build(cli.config).await?;
             let token = app.shutdown_token();
             tokio::spawn(async move {
