@@ -135,6 +135,18 @@ impl Metrics {
         }
     }
 
+    /// Counts what the accept path made of one message from `source`; returns `duplicate`,
+    /// `rejected` or `accepted`.
+    pub fn count_outcome(&self, source: &str, duplicate: bool, rejected: bool) -> &'static str {
+        let (name, counter) = match (duplicate, rejected) {
+            (true, _) => ("duplicate", &self.duplicates),
+            (false, true) => ("rejected", &self.rejected),
+            (false, false) => ("accepted", &self.accepted),
+        };
+        counter.with_label_values(&[source]).inc();
+        name
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

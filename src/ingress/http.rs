@@ -78,12 +78,7 @@ pub async fn send_notification(
     state.metrics.received.with_label_values(&["http"]).inc();
     let validated = state.acceptor.parse(&body)?;
     let outcome = state.acceptor.accept_one(Source::Http, Entry::Valid(validated)).await?;
-    let counter = if outcome.duplicate {
-        &state.metrics.duplicates
-    } else {
-        &state.metrics.accepted
-    };
-    counter.with_label_values(&["http"]).inc();
+    state.metrics.count_outcome("http", outcome.duplicate, false);
     let status = if outcome.duplicate {
         StatusCode::OK
     } else {
@@ -210,6 +205,7 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         .with_label_values(&["http"])
         .inc_by(results.len() as u64);
     for (pos, outcome) in positions.into_iter().zip(outcomes) {
+        state.metrics.count_outcome("http", outcome.duplicate, false);
         if outcome.duplicate {
             duplicates += 1;
         } else {
@@ -220,16 +216,6 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         r.status = Some(outcome.status);
         r.duplicate = outcome.duplicate;
     }
-    state
-        .metrics
-        .accepted
-        .with_label_values(&["http"])
-        .inc_by(accepted as u64);
-    state
-        .metrics
-        .duplicates
-        .with_label_values(&["http"])
-        .inc_by(duplicates as u64);
     Ok(Json(BatchResponse {
         accepted,
         duplicates,

@@ -432,12 +432,7 @@ async fn notification(state: &AppState, e: Envelope) -> ApiResult<Json<WebhookRe
         Classified::Entry(entry) => {
             let rejected = matches!(entry, Entry::Rejected { .. });
             let outcome = state.acceptor.accept_one(Source::Sns, entry).await?;
-            let (status, counter) = match (outcome.duplicate, rejected) {
-                (true, _) => ("duplicate", &state.metrics.duplicates),
-                (false, true) => ("rejected", &state.metrics.rejected),
-                (false, false) => ("accepted", &state.metrics.accepted),
-            };
-            counter.with_label_values(&["sns"]).inc();
+            let status = state.metrics.count_outcome("sns", outcome.duplicate, rejected);
             Ok(done(status, None, vec![outcome.id]))
         }
     }

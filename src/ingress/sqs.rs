@@ -215,12 +215,7 @@ impl SqsConsumer {
         match result {
             Ok(outcomes) => {
                 for (outcome, rejected) in outcomes.iter().zip(rejected) {
-                    let counter = match (outcome.duplicate, rejected) {
-                        (true, _) => &self.metrics.duplicates,
-                        (false, true) => &self.metrics.rejected,
-                        (false, false) => &self.metrics.accepted,
-                    };
-                    counter.with_label_values(&["sqs"]).inc();
+                    self.metrics.count_outcome("sqs", outcome.duplicate, rejected);
                 }
                 self.database_ok().await;
                 self.delete(&messages).await;
