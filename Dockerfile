@@ -26,8 +26,6 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-# The patched crate is a path dependency: it must be present for the dependency layer.
-COPY vendor vendor
 RUN cargo chef cook --release --locked --recipe-path recipe.json --bin allim
 COPY . .
 RUN cargo build --release --locked --bin allim \

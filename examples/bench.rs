@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db_url =
         std::env::var("DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    println!("database: {}", allim::config::redact_url(&db_url));
+    println!("database: {}", allim::store::redact_url(&db_url));
     if scenario == "ingest" || scenario == "all" {
         ingest(&db_url).await?;
     }
@@ -49,8 +49,8 @@ async fn start(
     configure: impl FnOnce(&mut Config),
 ) -> anyhow::Result<(String, tokio_util::sync::CancellationToken, allim::store::Store)> {
     let mut config = Config::for_tests(db_url);
-    config.db_max_connections = 16;
-    config.max_body_bytes = 1024 * 1024;
+    config.db.db_max_connections = 16;
+    config.api.max_body_bytes = 1024 * 1024;
     configure(&mut config);
     let app = Application::build(config).await?;
     let url = format!("http://{}", app.local_addr());
@@ -68,7 +68,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn ingest(db_url: &str) -> anyhow::Result<()> {
-    let (url, stop, store) = start(db_url, |_| {}).await?;
+    let (url, stop, _store) = start(db_url, |_| {}).await?;
     let client = reqwest::Client::new();
     let requests = 200;
     // Request bodies are built before the clock starts, so the client spends its time sending.
@@ -111,28 +111,7 @@ async fn ingest(db_url: &str) -> anyhow::Result<()> {
     let via_http = rows / elapsed.as_secs_f64();
 
     // Baseline: the same delivery-row shape as raw 500-row INSERTs on one connection.
-    sqlx::query("CREATE TABLE bench_raw (id VARCHAR(36) PRIMARY KEY, idempotency_key VARCHAR(255) NULL, notification_type VARCHAR(32), source VARCHAR(16), payload TEXT, status VARCHAR(16), next_attempt_at BIGINT NULL, last_error TEXT NULL, created_at BIGINT, updated_at BIGINT)")
-        .execute(store.pool())
-        .await?;
-    let payload = json!({"notificationType": "APP_NOTIFICATION", "userId": "u1", "title": "Shipped", "body": "Your order is on its way"}).to_string();
-    let mut conn = store.pool().acquire().await?;
-    let started = Instant::now();
-    for _ in 0..requests {
-        let mut sql = String::from("INSERT INTO bench_raw VALUES ");
-        for i in 0..BATCH {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("(?, NULL, 'APP_NOTIFICATION', 'http', ?, 'delivered', NULL, NULL, 0, 0)");
-        }
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for _ in 0..BATCH {
-            q = q.bind(uuid::Uuid::now_v7().to_string()).bind(payload.as_str());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let raw = rows / started.elapsed().as_secs_f64();
-    drop(conn);
+    let raw = rows / raw_inserts(db_url, requests).await?;
     println!(
         "ingest: {rows} notifications over HTTP in {:.2}s = {via_http:.0} notifications/s = {:.0} rows/s (a delivery row and an inbox row each)",
         elapsed.as_secs_f64(),
@@ -145,6 +124,42 @@ async fn ingest(db_url: &str) -> anyhow::Result<()> {
     );
     stop.cancel();
     Ok(())
+}
+
+/// Seconds that `requests` raw 500-row INSERTs of delivery-shaped rows take on one connection
+/// of its own (a second pool on the same database).
+async fn raw_inserts(db_url: &str, requests: usize) -> anyhow::Result<f64> {
+    use sqlx::Connection;
+    let payload = json!({"notificationType": "APP_NOTIFICATION", "userId": "u1", "title": "Shipped", "body": "Your order is on its way"}).to_string();
+    let create = "CREATE TABLE bench_raw (id VARCHAR(36) PRIMARY KEY, idempotency_key VARCHAR(255) NULL, notification_type VARCHAR(32), source VARCHAR(16), payload TEXT, status VARCHAR(16), next_attempt_at BIGINT NULL, last_error TEXT NULL, created_at BIGINT, updated_at BIGINT)";
+    let mut sql = String::from("INSERT INTO bench_raw VALUES ");
+    for i in 0..BATCH {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(?, NULL, 'APP_NOTIFICATION', 'http', ?, 'delivered', NULL, NULL, 0, 0)");
+    }
+    // The same loop on either backend's own connection type.
+    macro_rules! run {
+        ($conn:expr) => {{
+            let mut conn = $conn;
+            sqlx::query(create).execute(&mut conn).await?;
+            let started = Instant::now();
+            for _ in 0..requests {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for _ in 0..BATCH {
+                    q = q.bind(uuid::Uuid::now_v7().to_string()).bind(payload.as_str());
+                }
+                q.execute(&mut conn).await?;
+            }
+            started.elapsed().as_secs_f64()
+        }};
+    }
+    Ok(if db_url.starts_with("sqlite") {
+        run!(sqlx::SqliteConnection::connect(db_url).await?)
+    } else {
+        run!(sqlx::MySqlConnection::connect(db_url).await?)
+    })
 }
 
 async fn single(db_url: &str) -> anyhow::Result<()> {
@@ -196,8 +211,8 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let topic = "arn:aws:sns:ap-northeast-2:123456789012:bench";
     let prefix = cert_base.clone();
     let (url, stop, _) = start(db_url, move |c| {
-        c.sns_topic_arns = vec![topic.into()];
-        c.sns_insecure_cert_url_prefix = Some(prefix);
+        c.sns.sns_topic_arns = vec![topic.into()];
+        c.sns.sns_insecure_cert_url_prefix = Some(prefix);
     })
     .await?;
     // Sign the messages up front (openssl, one process for all of them).
@@ -399,8 +414,8 @@ async fn sqs(db_url: &str) -> anyhow::Result<()> {
     let allim_queue = queue(format!("allim-{}", uuid::Uuid::new_v4().simple())).await?;
     fill(&client, &allim_queue, n).await?;
     let mut config = Config::for_tests(db_url);
-    config.db_max_connections = 16;
-    config.sqs_queue_url = Some(allim_queue);
+    config.db.db_max_connections = 16;
+    config.sqs.sqs_queue_url = Some(allim_queue);
     let rss_before = rss_mb();
     let app = Application::builder(config).sqs_client(client.clone()).build().await?;
     let store = app.store().clone();
@@ -409,9 +424,7 @@ async fn sqs(db_url: &str) -> anyhow::Result<()> {
     let started = Instant::now();
     tokio::spawn(app.run_until_stopped());
     loop {
-        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
-            .fetch_one(store.pool())
-            .await?;
+        let stored: i64 = store.scalar("SELECT COUNT(*) FROM inbox").await?;
         if stored as usize >= n {
             break;
         }

@@ -1,20 +1,39 @@
 //! allim (알림): a notification service. See `shared/DESIGN.md` and the README.
 //!
-//! The folders follow the boxes of the design: [`ingress`] (HTTP, SQS, later SNS) hands
-//! notifications to [`accept`], which validates, de-duplicates and commits them to [`store`];
-//! [`dispatch`] sends due deliveries through [`channels`]; [`api`] serves the inbox, delivery
-//! status, dead letters, docs, health and metrics; [`config`] reads the settings.
-//! [`Application`] wires them together so that tests run the same code path as production.
+//! # Map
+//!
+//! Data flows one way: ingress → accept → store → dispatch → channels. Each folder is one box
+//! of the design; a box uses only the boxes listed after "uses" (checked by
+//! `modgraph.py --check` in CI: no circles). This file wires them together ([`Application`],
+//! [`AppState`]) so that tests run the same code path as production.
+//!
+//! | folder | owns | uses |
+//! | --- | --- | --- |
+//! | [`config`] | the command line: one flattened settings group per box, cross-group checks | every box's `Args` |
+//! | [`api`] | routes + OpenAPI, `/docs`, inbox, devices, deliveries, dead letters, alarms API, health, `/metrics` | ingress, accept, alarms, channels, store, web, clock, telemetry |
+//! | [`ingress`] | the doors: HTTP `POST /v1/notifications`, the SQS consumer, the SNS webhook, message classification | accept, alarms, channels, store, web, clock, telemetry |
+//! | [`web`] | the one HTTP error type (status + code per variant) and extractors | accept, contract, store |
+//! | [`alarms`] | CloudWatch alarm routing: rules, flap limit, quiet hours, silences, history | accept, channels, store, clock, telemetry |
+//! | [`accept`] | the only way into the store: parse, validate, de-duplicate, commit (group commit) | channels, contract, store, clock |
+//! | [`dispatch`] | lanes: claim due rows with a lease, send, record outcome / retry / dead | accept (stored-payload parse), channels, store, clock, telemetry |
+//! | [`channels`] | one module per channel (payload + rules + settings + sender) and the list that derives the contract enum, settings and registry | contract, store, clock, telemetry |
+//! | [`contract`] | the message contract's shared rules and field errors | — |
+//! | [`store`] | SQLite / MySQL pools, migrations, one small function per query | clock |
+//! | [`telemetry`] | logging, masking, Prometheus metrics | — |
+//! | [`clock`] | the injectable clock, durations, the one back-off formula | — |
 
 pub mod accept;
 pub mod alarms;
 pub mod api;
 pub mod channels;
+pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod dispatch;
 pub mod ingress;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,29 +43,53 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::accept::{Acceptor, NotificationType};
-use crate::api::AppState;
-use crate::api::metrics::Metrics;
-use crate::channels::{Channel, Channels};
+use crate::accept::Acceptor;
+use crate::api::ApiArgs;
+use crate::channels::{Channel, Deps, NotificationType};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::ingress::sns::SnsVerifier;
 use crate::ingress::sqs::{ConsumerHealth, SqsConsumer};
-use crate::store::Store;
+use crate::store::{Backend, Store};
+use crate::telemetry::{Metrics, SharedMetrics};
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub acceptor: Acceptor,
+    /// The HTTP listener's settings (tokens, body limits).
+    pub api: Arc<ApiArgs>,
+    pub metrics: SharedMetrics,
+    /// Wakes the dispatcher (after a redrive).
+    pub wake: Arc<Notify>,
+    /// The SQS consumer's view of the database, for `/readyz`.
+    pub consumer: Arc<ConsumerHealth>,
+    /// The SNS webhook's verifier; `None` when no topic is allowed.
+    pub sns: Option<Arc<SnsVerifier>>,
+    pub alarms: alarms::AlarmRouter,
+    /// The shared outbound client.
+    pub http: reqwest::Client,
+    pub clock: Clock,
+}
 
 /// A built, not yet running, allim: the database is open and migrated, the port is bound.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    config: Config,
     shutdown: CancellationToken,
     dispatcher: Option<Dispatcher>,
     consumer: Option<Arc<SqsConsumer>>,
 }
 
-/// Builds an [`Application`]; tests use it to inject an SQS client or a channel.
+/// Builds an [`Application`]; tests use it to inject an SQS client, a channel or a clock.
 pub struct ApplicationBuilder {
     config: Config,
     sqs_client: Option<aws_sdk_sqs::Client>,
     channels: Vec<(NotificationType, Arc<dyn Channel>)>,
+    clock: Clock,
 }
 
 impl ApplicationBuilder {
@@ -62,121 +105,77 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Uses this clock instead of the system's.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Connects to the database, applies migrations (unless disabled) and binds the listener.
     pub async fn build(self) -> anyhow::Result<Application> {
         let config = self.config;
+        let clock = self.clock;
         config.validate()?;
-        let webhook_names: Vec<String> = config.slack_webhooks.iter().map(|w| w.name.clone()).collect();
-        let alarm_rules = match (&config.alarm_rules, &config.alarm_rules_toml) {
-            (Some(path), _) => alarms::Rules::load(path, &webhook_names)?,
-            (None, Some(text)) => {
-                alarms::Rules::parse(text, false, &webhook_names).context("ALLIM_ALARM_RULES_TOML")?
-            }
-            (None, None) => alarms::Rules::default(),
-        };
-        let store = Store::connect(&config).await?;
-        if config.auto_migrate {
+        let alarm_rules = config.alarms.rules(&config.channels.slack.names())?;
+        let store = Store::connect(&config.db).await?;
+        if config.db.auto_migrate {
             store.migrate().await?;
         }
-        let listener = TcpListener::bind(config.listen)
+        let listener = TcpListener::bind(config.api.listen)
             .await
-            .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.listen))?;
+            .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.api.listen))?;
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
-        let rules = accept::Rules {
-            slack_webhooks: webhook_names,
-        };
         // Group commit: one writer for SQLite (one connection anyway), a few for MySQL.
-        let writers = match config.backend()? {
-            config::Backend::Sqlite => 1,
-            config::Backend::MySql => (config.db_max_connections as usize / 2).clamp(1, 4),
+        let writers = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::MySql => (config.db.db_max_connections as usize / 2).clamp(1, 4),
         };
-        let acceptor = Acceptor::new(store.clone(), wake.clone(), rules).with_group_commit(writers);
-        let http = channels::http::client(config.http_timeout);
-        let consumer_health = Arc::new(ConsumerHealth::default());
-        let alarm_router = alarms::AlarmRouter::new(store.clone(), acceptor.clone(), alarm_rules, metrics.clone());
-        let sns = (!config.sns_topic_arns.is_empty()).then(|| {
-            Arc::new(ingress::sns::SnsVerifier::new(
-                http.clone(),
-                config.sns_topic_arns.clone(),
-                config.sns_insecure_cert_url_prefix.clone(),
-                config.sns_insecure_cert_fetch_base.clone(),
-            ))
-        });
-        if let Some(prefix) = &config.sns_insecure_cert_url_prefix {
-            tracing::warn!(prefix = %prefix, "ALLIM_SNS_INSECURE_CERT_URL_PREFIX is set: SNS certificates are also accepted from this prefix. FOR TESTS ONLY; never set it in production");
-        }
-        if let Some(base) = &config.sns_insecure_cert_fetch_base {
-            tracing::warn!(base = %base, "ALLIM_SNS_INSECURE_CERT_FETCH_BASE is set: SNS certificates are fetched from this host. FOR TESTS ONLY; never set it in production");
-        }
-
-        let mut channels = Channels::default();
-        channels.register(
-            NotificationType::AppNotification,
-            Arc::new(channels::in_app::InApp::new(store.clone())),
+        let acceptor = Acceptor::new(
+            store.clone(),
+            wake.clone(),
+            Arc::new(config.channels.clone()),
+            clock.clone(),
+        )
+        .with_group_commit(writers);
+        let http = config.http.client();
+        let alarm_router = alarms::AlarmRouter::new(
+            store.clone(),
+            acceptor.clone(),
+            alarm_rules,
+            metrics.clone(),
+            clock.clone(),
         );
-        let sens = match (
-            &config.sens_access_key,
-            &config.sens_secret_key,
-            &config.sens_service_id,
-            &config.sens_from,
-        ) {
-            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => Some(channels::sens::SensConfig {
-                access_key: access_key.clone(),
-                secret_key: secret_key.clone(),
-                service_id: service_id.clone(),
-                from: from.clone(),
-                base_url: config.sens_base_url.clone(),
-            }),
-            _ => None,
+        let sns = config.sns.verifier(http.clone()).map(Arc::new);
+        let deps = Deps {
+            store: store.clone(),
+            http: http.clone(),
+            clock: clock.clone(),
         };
-        channels.register(
-            NotificationType::Sms,
-            channels::sens::Sens::new(http.clone(), sens, config.sens_rate_per_sec, store.clone()),
-        );
-        let account = match (&config.fcm_credentials, &config.fcm_credentials_json) {
-            (Some(path), _) => Some(channels::fcm::ServiceAccount::from_file(path)?),
-            (None, Some(json)) => {
-                Some(channels::fcm::ServiceAccount::from_json(json.expose()).context("ALLIM_FCM_CREDENTIALS_JSON")?)
-            }
-            (None, None) => None,
-        };
-        channels.register(
-            NotificationType::Push,
-            channels::fcm::Fcm::new(
-                http.clone(),
-                account,
-                config.fcm_base_url.clone(),
-                config.fcm_token_url.clone(),
-                config.fcm_rate_per_sec,
-                store.clone(),
-            )?,
-        );
-        channels.register(
-            NotificationType::Slack,
-            channels::slack::Slack::new(http.clone(), &config.slack_webhooks, config.slack_rate_per_sec),
-        );
+        let mut channels = channels::build_all(&config.channels, &deps)?;
         for (kind, channel) in self.channels {
             channels.register(kind, channel);
         }
-        let dispatcher = config.dispatch.then(|| {
+        let dispatcher = config.dispatch.dispatch.then(|| {
             Dispatcher::new(
                 store.clone(),
                 Arc::new(channels),
-                config.dispatch_config(),
+                config.dispatch.clone(),
                 metrics.clone(),
                 wake.clone(),
+                clock.clone(),
             )
         });
-        let consumer = match config.sqs_config() {
-            Some(sqs) => {
+        let consumer_health = Arc::new(ConsumerHealth::default());
+        let consumer = match &config.sqs.sqs_queue_url {
+            Some(_) => {
                 let client = match self.sqs_client {
                     Some(c) => c,
                     None => ingress::sqs::client_from_env().await,
                 };
                 Some(Arc::new(SqsConsumer::new(
                     client,
-                    sqs,
+                    config.sqs.clone(),
                     acceptor.clone(),
                     alarm_router.clone(),
                     metrics.clone(),
@@ -188,17 +187,19 @@ impl ApplicationBuilder {
         let state = AppState {
             acceptor,
             store,
-            config: Arc::new(config),
+            api: Arc::new(config.api.clone()),
             metrics,
             wake,
             consumer: consumer_health,
             sns,
             alarms: alarm_router,
             http,
+            clock,
         };
         Ok(Application {
             listener,
             state,
+            config,
             shutdown: CancellationToken::new(),
             dispatcher,
             consumer,
@@ -212,6 +213,7 @@ impl Application {
             config,
             sqs_client: None,
             channels: Vec::new(),
+            clock: Clock::system(),
         }
     }
 
@@ -246,30 +248,31 @@ impl Application {
         let Application {
             listener,
             state,
+            config,
             shutdown,
             dispatcher,
             consumer,
         } = self;
-        let grace = state.config.shutdown_grace;
+        let grace = config.shutdown_grace;
         let store = state.store.clone();
+        let channels: Vec<String> = config
+            .channels
+            .modes()
+            .iter()
+            .map(|(name, mode)| format!("{name}={mode}"))
+            .collect();
         tracing::info!(
             listen = %listener.local_addr()?,
-            database = %state.config.database_url_redacted(),
-            auth = if state.config.api_tokens.is_empty() { "off" } else { "bearer" },
-            sqs = state.config.sqs_queue_url.as_deref().unwrap_or("off"),
-            dispatch = state.config.dispatch,
-            sms = if state.config.sens_access_key.is_some() { "sens" } else { "dry-run" },
-            push = if state.config.fcm_credentials.is_some() || state.config.fcm_credentials_json.is_some() {
-                "fcm"
-            } else {
-                "dry-run"
-            },
-            slack = if state.config.slack_webhooks.is_empty() { "dry-run" } else { "webhooks" },
+            database = %config.db.database_url_redacted(),
+            auth = if config.api.api_tokens.is_empty() { "off" } else { "bearer" },
+            sqs = config.sqs.sqs_queue_url.as_deref().unwrap_or("off"),
+            dispatch = config.dispatch.dispatch,
+            channels = %channels.join(" "),
             "allim ready"
         );
         let state_alarms = state.alarms.clone();
-        let state_iam_refresh = state.config.db_iam_refresh;
-        let alarm_tick = state.config.alarm_tick;
+        let state_iam_refresh = config.db.db_iam_refresh;
+        let alarm_tick = config.alarms.alarm_tick;
         let app = api::router(state);
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut tasks = tokio::task::JoinSet::new();

@@ -9,7 +9,7 @@ use allim::{Application, shutdown_signal, telemetry};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init(&cli.config);
+    telemetry::init(&cli.config.log);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -46,12 +46,12 @@ async fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         // Only needs the address; the rest of the configuration may be absent in a health probe.
-        Command::Healthcheck => healthcheck(cli.config.listen).await,
+        Command::Healthcheck => healthcheck(cli.config.api.listen).await,
         Command::Migrate => {
             cli.config.validate()?;
-            let store = Store::connect(&cli.config).await?;
+            let store = Store::connect(&cli.config.db).await?;
             store.migrate().await?;
-            tracing::info!(database = %cli.config.database_url_redacted(), "migrations applied");
+            tracing::info!(database = %cli.config.db.database_url_redacted(), "migrations applied");
             Ok(())
         }
         Command::Serve => {

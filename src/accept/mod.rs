@@ -5,18 +5,38 @@
 //! delete an SQS message). A message that is not a notification is stored as `rejected` with
 //! its raw body and the reason when its ingress cannot answer the sender (SQS, SNS).
 
-pub mod message;
+pub mod parse;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use sqlx::Acquire;
+pub use parse::{Validated, parse_notification, parse_value};
 
-pub use message::{ContractError, FieldError, Notification, NotificationType, Validated};
+use crate::channels::in_app::inbox_row;
+use crate::channels::{ChannelArgs, Notification, NotificationType};
+use crate::clock::Clock;
+use crate::contract::ContractError;
+use crate::store::{self, DeliveryStatus, NewDelivery, NewInbox, Store, StoreError};
 
-use crate::store::{self, DeliveryStatus, NewDelivery, NewInbox, Store, StoreError, StoreResult};
+/// Why the accept path could not store a batch. Nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The group-commit writers are gone (the application is stopping).
+    #[error("the group-commit writer stopped")]
+    WriterStopped,
+    /// Another writer kept winning the race for the same idempotency key.
+    #[error("idempotency key kept conflicting; try again")]
+    KeyConflict,
+    /// The group commit this entry was part of failed.
+    #[error("{0}")]
+    Group(Arc<AcceptError>),
+}
+
+pub type AcceptResult<T> = Result<T, AcceptError>;
 
 /// Which ingress a message came through (stored in `deliveries.source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +83,7 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     /// True when the idempotency key was seen before: nothing new was created.
     pub duplicate: bool,
 }
@@ -74,7 +94,9 @@ pub struct Acceptor {
     store: Store,
     /// Woken when something due now was stored, so the dispatcher need not wait its interval.
     wake: Arc<Notify>,
-    rules: Arc<Rules>,
+    /// The channels' settings, for the checks that depend on them (e.g. Slack webhook names).
+    settings: Arc<ChannelArgs>,
+    clock: Clock,
     /// Group commit: single entries queue here and writers commit whatever has gathered in
     /// one transaction (see [`Acceptor::with_group_commit`]). `None`: each commits on its own.
     queue: Option<mpsc::Sender<Queued>>,
@@ -84,38 +106,11 @@ pub struct Acceptor {
 struct Queued {
     source: Source,
     entry: Entry,
-    reply: oneshot::Sender<StoreResult<Outcome>>,
+    reply: oneshot::Sender<AcceptResult<Outcome>>,
 }
 
 /// The most single entries one group commit takes.
 const GROUP_MAX: usize = 500;
-
-/// Checks that depend on the configuration rather than on the message alone.
-#[derive(Debug, Clone, Default)]
-pub struct Rules {
-    /// Configured Slack webhook names; empty means Slack is a dry run and any name goes.
-    pub slack_webhooks: Vec<String>,
-}
-
-impl Rules {
-    fn check(&self, v: &Validated) -> Result<(), ContractError> {
-        if let Notification::Slack(s) = &v.notification
-            && !self.slack_webhooks.is_empty()
-        {
-            let name = s.channel.as_deref().unwrap_or(crate::channels::slack::DEFAULT_WEBHOOK);
-            if !self.slack_webhooks.iter().any(|w| w == name) {
-                return Err(ContractError::Invalid(FieldError {
-                    field: "channel".into(),
-                    message: format!(
-                        "no Slack webhook named {name:?} is configured (configured: {})",
-                        self.slack_webhooks.join(", ")
-                    ),
-                }));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The rows one entry turns into.
 struct Planned {
@@ -124,11 +119,12 @@ struct Planned {
 }
 
 impl Acceptor {
-    pub fn new(store: Store, wake: Arc<Notify>, rules: Rules) -> Self {
+    pub fn new(store: Store, wake: Arc<Notify>, settings: Arc<ChannelArgs>, clock: Clock) -> Self {
         Acceptor {
             store,
             wake,
-            rules: Arc::new(rules),
+            settings,
+            clock,
             queue: None,
         }
     }
@@ -174,7 +170,7 @@ impl Acceptor {
 
     /// Commits one gathered group — one transaction per source — and answers every waiter.
     async fn commit_group(&self, batch: Vec<Queued>) {
-        type Replies = Vec<oneshot::Sender<StoreResult<Outcome>>>;
+        type Replies = Vec<oneshot::Sender<AcceptResult<Outcome>>>;
         let mut groups: Vec<(Source, Vec<Entry>, Replies)> = Vec::new();
         for q in batch {
             match groups.iter_mut().find(|(s, _, _)| *s == q.source) {
@@ -193,10 +189,9 @@ impl Acceptor {
                     }
                 }
                 Err(e) => {
-                    // StoreError is not Clone; every waiter gets the same message.
-                    let message = e.to_string();
+                    let e = Arc::new(e);
                     for reply in replies {
-                        let _ = reply.send(Err(StoreError::Db(sqlx::Error::Protocol(message.clone()))));
+                        let _ = reply.send(Err(AcceptError::Group(e.clone())));
                     }
                 }
             }
@@ -211,28 +206,27 @@ impl Acceptor {
     /// Parses and validates a body: the message contract plus the configuration's rules.
     /// Every ingress parses through here.
     pub fn parse(&self, body: &[u8]) -> Result<Validated, ContractError> {
-        let v = message::parse_notification(body)?;
-        self.rules.check(&v)?;
+        let v = parse_notification(body)?;
+        v.notification.check(&self.settings)?;
         Ok(v)
     }
 
     /// As [`Acceptor::parse`], from a JSON value.
     pub fn parse_value(&self, value: serde_json::Value) -> Result<Validated, ContractError> {
-        let v = message::parse_value(value)?;
-        self.rules.check(&v)?;
+        let v = parse_value(value)?;
+        v.notification.check(&self.settings)?;
         Ok(v)
     }
 
     /// Accepts one entry.
-    pub async fn accept_one(&self, source: Source, entry: Entry) -> StoreResult<Outcome> {
+    pub async fn accept_one(&self, source: Source, entry: Entry) -> AcceptResult<Outcome> {
         if let Some(queue) = &self.queue {
             let (reply, answer) = oneshot::channel();
-            let stopped = || StoreError::Db(sqlx::Error::Protocol("the group-commit writer stopped".into()));
             queue
                 .send(Queued { source, entry, reply })
                 .await
-                .map_err(|_| stopped())?;
-            return answer.await.unwrap_or_else(|_| Err(stopped()));
+                .map_err(|_| AcceptError::WriterStopped)?;
+            return answer.await.unwrap_or(Err(AcceptError::WriterStopped));
         }
         let mut out = self.accept(source, vec![entry]).await?;
         Ok(out.pop().expect("one outcome per entry"))
@@ -242,10 +236,10 @@ impl Acceptor {
     /// transaction with multi-row inserts; an entry whose key exists (before, or earlier in
     /// this batch) is a duplicate. If another writer races us on a key, the batch falls back
     /// to one transaction per entry, so the winner's row is reported as the duplicate's id.
-    pub async fn accept(&self, source: Source, entries: Vec<Entry>) -> StoreResult<Vec<Outcome>> {
-        let now = store::now_ms();
+    pub async fn accept(&self, source: Source, entries: Vec<Entry>) -> AcceptResult<Vec<Outcome>> {
+        let now = self.clock.now_ms();
         let keys: Vec<&str> = entries.iter().filter_map(Entry::key).collect();
-        let mut known: HashMap<String, (String, String)> = if keys.is_empty() {
+        let mut known: HashMap<String, (String, DeliveryStatus)> = if keys.is_empty() {
             HashMap::new()
         } else {
             self.store.find_by_keys(&keys).await?
@@ -259,21 +253,18 @@ impl Acceptor {
             {
                 outcomes.push(Outcome {
                     id: id.clone(),
-                    status: status.clone(),
+                    status: *status,
                     duplicate: true,
                 });
                 continue;
             }
             let plan = plan(source, entry, now);
             if let Some(key) = entry.key() {
-                known.insert(
-                    key.to_string(),
-                    (plan.delivery.id.clone(), plan.delivery.status.as_str().to_string()),
-                );
+                known.insert(key.to_string(), (plan.delivery.id.clone(), plan.delivery.status));
             }
             outcomes.push(Outcome {
                 id: plan.delivery.id.clone(),
-                status: plan.delivery.status.as_str().to_string(),
+                status: plan.delivery.status,
                 duplicate: false,
             });
             planned.push(plan);
@@ -287,7 +278,7 @@ impl Acceptor {
         let result = match self.commit(&planned).await {
             Ok(()) => Ok(outcomes),
             Err(e) if e.is_unique_violation() => self.accept_each(source, entries, now).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         if due_now && result.is_ok() {
             self.wake.notify_one();
@@ -296,11 +287,10 @@ impl Acceptor {
     }
 
     /// Writes the planned rows in one transaction.
-    async fn commit(&self, planned: &[Planned]) -> StoreResult<()> {
+    async fn commit(&self, planned: &[Planned]) -> Result<(), StoreError> {
         let deliveries: Vec<&NewDelivery> = planned.iter().map(|p| &p.delivery).collect();
         let inbox: Vec<&NewInbox> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
-        let mut conn = self.store.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.store.begin().await?;
         store::insert_deliveries(&mut tx, &deliveries).await?;
         if !inbox.is_empty() {
             store::insert_inbox(&mut tx, &inbox).await?;
@@ -310,7 +300,7 @@ impl Acceptor {
     }
 
     /// The slow path after a key race: each entry in its own transaction.
-    async fn accept_each(&self, source: Source, entries: Vec<Entry>, now: i64) -> StoreResult<Vec<Outcome>> {
+    async fn accept_each(&self, source: Source, entries: Vec<Entry>, now: i64) -> AcceptResult<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(entries.len());
         for entry in &entries {
             outcomes.push(self.accept_single(source, entry, now).await?);
@@ -318,7 +308,7 @@ impl Acceptor {
         Ok(outcomes)
     }
 
-    async fn accept_single(&self, source: Source, entry: &Entry, now: i64) -> StoreResult<Outcome> {
+    async fn accept_single(&self, source: Source, entry: &Entry, now: i64) -> AcceptResult<Outcome> {
         // Two rounds: if the key's holder rolled back between our insert and our lookup,
         // the second insert succeeds.
         for _ in 0..2 {
@@ -336,17 +326,15 @@ impl Acceptor {
                 Ok(()) => {
                     return Ok(Outcome {
                         id: plan.delivery.id,
-                        status: plan.delivery.status.as_str().to_string(),
+                        status: plan.delivery.status,
                         duplicate: false,
                     });
                 }
                 Err(e) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Db(sqlx::Error::Protocol(
-            "idempotency key kept conflicting; try again".into(),
-        )))
+        Err(AcceptError::KeyConflict)
     }
 }
 
@@ -392,7 +380,7 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                     idempotency_key: v.notification.idempotency_key().map(str::to_string),
                     notification_type: v.notification.kind().as_str().to_string(),
                     source: source.as_str(),
-                    payload: v.notification.to_json(),
+                    payload: parse::to_json(&v.notification),
                     status,
                     next_attempt_at,
                     last_error: None,
@@ -408,22 +396,6 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
 /// for callers that write it inside a transaction of their own (alarm routing).
 pub fn pending_row(source: Source, v: &Validated, now: i64) -> NewDelivery {
     plan(source, &Entry::Valid(v.clone()), now).delivery
-}
-
-/// The inbox row for an in-app notification (used at accept time and by the dispatcher
-/// when a scheduled one comes due).
-pub fn inbox_row(delivery_id: &str, n: &message::AppNotification, now: i64) -> NewInbox {
-    NewInbox {
-        id: store::new_id(),
-        delivery_id: delivery_id.to_string(),
-        user_id: n.user_id.clone(),
-        category: n.category.clone(),
-        title: n.title.clone(),
-        body: n.body.clone(),
-        link: n.link.clone(),
-        data: n.data.as_ref().map(|d| d.to_string()),
-        created_at: now,
-    }
 }
 
 /// The `notificationType` of a rejected body when it names a known one, else `UNKNOWN`.

@@ -16,17 +16,57 @@ pub mod rules;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Acquire;
 use tokio_util::sync::CancellationToken;
 
 pub use payload::{Alarm, AlarmState};
 pub use rules::Rules;
 
-use crate::accept::message::{Slack, Sms};
-use crate::accept::{Acceptor, Notification, Source, Validated};
-use crate::api::metrics::SharedMetrics;
+use crate::accept::{Acceptor, Source, Validated};
+use crate::channels::Notification;
+use crate::channels::sens::Sms;
+use crate::channels::slack::Slack;
+use crate::clock::{Clock, duration_ms, format_ms, human, parse_duration};
 use crate::store::alarms::{self as q, AlarmEventRow, AlarmStateRow, SilenceRow};
-use crate::store::{self, NewDelivery, Store, StoreResult};
+use crate::store::{self, NewDelivery, Store, StoreResult, Tx};
+use crate::telemetry::SharedMetrics;
+
+/// The alarm settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AlarmArgs {
+    /// Alarm routing rules file (TOML).
+    #[arg(long, env = "ALLIM_ALARM_RULES", global = true)]
+    pub alarm_rules: Option<std::path::PathBuf>,
+
+    /// The rules themselves (TOML), instead of a file (e.g. injected from SSM Parameter Store).
+    #[arg(long, env = "ALLIM_ALARM_RULES_TOML", global = true)]
+    pub alarm_rules_toml: Option<String>,
+
+    /// How often to send the flap summaries of windows that have ended.
+    #[arg(long, env = "ALLIM_ALARM_TICK", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub alarm_tick: Duration,
+}
+
+impl AlarmArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.alarm_rules.is_some() && self.alarm_rules_toml.is_some() {
+            anyhow::bail!("set ALLIM_ALARM_RULES or ALLIM_ALARM_RULES_TOML, not both");
+        }
+        if self.alarm_tick < Duration::from_millis(10) {
+            anyhow::bail!("ALLIM_ALARM_TICK must be at least 10ms");
+        }
+        Ok(())
+    }
+
+    /// The rules, read and checked. `slack_webhooks`: the configured webhook names.
+    pub fn rules(&self, slack_webhooks: &[String]) -> anyhow::Result<Rules> {
+        use anyhow::Context;
+        match (&self.alarm_rules, &self.alarm_rules_toml) {
+            (Some(path), _) => Rules::load(path, slack_webhooks),
+            (None, Some(text)) => Rules::parse(text, slack_webhooks).context("ALLIM_ALARM_RULES_TOML"),
+            (None, None) => Ok(Rules::default()),
+        }
+    }
+}
 
 /// What became of one alarm notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +83,7 @@ pub struct AlarmRouter {
     acceptor: Acceptor,
     rules: Arc<Rules>,
     metrics: SharedMetrics,
+    clock: Clock,
 }
 
 /// The parts of an alarm kept to write the flap summary later.
@@ -57,12 +98,13 @@ struct Remembered {
 }
 
 impl AlarmRouter {
-    pub fn new(store: Store, acceptor: Acceptor, rules: Rules, metrics: SharedMetrics) -> Self {
+    pub fn new(store: Store, acceptor: Acceptor, rules: Rules, metrics: SharedMetrics, clock: Clock) -> Self {
         AlarmRouter {
             store,
             acceptor,
             rules: Arc::new(rules),
             metrics,
+            clock,
         }
     }
 
@@ -72,10 +114,9 @@ impl AlarmRouter {
 
     /// Routes one alarm notification, identified by its SNS MessageId.
     pub async fn handle(&self, message_id: &str, alarm: &Alarm) -> StoreResult<Handled> {
-        let now = store::now_ms();
+        let now = self.clock.now_ms();
         let silences = self.store.active_silences(now).await?;
-        let mut conn = self.store.pool().acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.store.begin().await?;
         if q::event_exists(&mut tx, message_id).await? {
             tx.rollback().await?;
             return Ok(self.count(Handled {
@@ -92,7 +133,7 @@ impl AlarmRouter {
             updated_at: now,
             ..Default::default()
         };
-        let mut st = q::lock_alarm_state(&mut tx, self.store.backend(), &fresh).await?;
+        let mut st = q::lock_alarm_state(&mut tx, &fresh).await?;
         let changed_at = alarm.changed_at.timestamp_millis();
         let mut rows: Vec<NewDelivery> = Vec::new();
         let (outcome, detail) = if st.changed_at.is_some_and(|c| c > changed_at) {
@@ -166,15 +207,10 @@ impl AlarmRouter {
         if let Some(s) = silences.iter().find(|s| silence_covers(s, alarm)) {
             return (
                 "silenced",
-                format!(
-                    "silence {} until {}: {}",
-                    s.id,
-                    crate::accept::message::format_ms(s.ends_at),
-                    s.reason
-                ),
+                format!("silence {} until {}: {}", s.id, format_ms(s.ends_at), s.reason),
             );
         }
-        let window_ms = i64::try_from(self.rules.flap_window.as_millis()).unwrap_or(i64::MAX);
+        let window_ms = duration_ms(self.rules.flap_window);
         if st.window_start.is_some_and(|w| now >= w + window_ms) {
             self.summarise(st, message_id, now, rows);
         }
@@ -289,19 +325,18 @@ impl AlarmRouter {
 
     /// Sends the summaries of windows that have ended; returns how many alarms it summarised.
     pub async fn summarise_due(&self) -> StoreResult<usize> {
-        let now = store::now_ms();
-        let window_ms = i64::try_from(self.rules.flap_window.as_millis()).unwrap_or(i64::MAX);
+        let now = self.clock.now_ms();
+        let window_ms = duration_ms(self.rules.flap_window);
         let keys = self.store.alarms_due_for_summary(now - window_ms).await?;
         let mut done = 0;
         for key in keys {
-            let mut conn = self.store.pool().acquire().await?;
-            let mut tx = conn.begin().await?;
+            let mut tx = self.store.begin().await?;
             let probe = AlarmStateRow {
                 alarm_key: key.clone(),
                 updated_at: now,
                 ..Default::default()
             };
-            let mut st = q::lock_alarm_state(&mut tx, self.store.backend(), &probe).await?;
+            let mut st = q::lock_alarm_state(&mut tx, &probe).await?;
             // Another process may have summarised it meanwhile.
             if st.window_suppressed == 0 || st.window_start.is_none_or(|w| now < w + window_ms) {
                 tx.rollback().await?;
@@ -351,7 +386,7 @@ impl AlarmRouter {
 /// Writes, inside the routing transaction, the decision (with the ids of the deliveries it
 /// created), the deliveries themselves, and the alarm's new state. Returns the delivery ids.
 async fn record(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut Tx,
     mut event: AlarmEventRow,
     rows: &[NewDelivery],
     st: &mut AlarmStateRow,
@@ -366,18 +401,6 @@ async fn record(
     st.updated_at = now;
     q::save_alarm_state(tx, st).await?;
     Ok(ids)
-}
-
-/// `45s`, `30m`, `2h`, `1h30m`.
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, 0) => format!("{m}m"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) if h > 0 => format!("{h}h{m}m"),
-        (_, m, sec) => format!("{m}m{sec}s"),
-    }
 }
 
 fn silence_covers(s: &SilenceRow, alarm: &Alarm) -> bool {

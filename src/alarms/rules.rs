@@ -1,5 +1,6 @@
-//! Alarm routing rules, read from `ALLIM_ALARM_RULES` (TOML, or YAML by a `.yaml`/`.yml`
-//! name) and checked at start: an error names the rule and the field.
+//! Alarm routing rules, read from `ALLIM_ALARM_RULES` (a TOML file) and checked at start: an
+//! error names the rule and the field. YAML rule files are not read: the YAML crate allim used
+//! (serde_yaml) is unmaintained, and TOML says the same as plainly.
 //!
 //! ```toml
 //! timezone = "Asia/Seoul"   # times in messages (default Asia/Seoul)
@@ -27,8 +28,9 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::payload::{Alarm, AlarmState, number, operator};
-use crate::accept::message::{limits, normalize_korean_number};
-use crate::config::parse_duration;
+use crate::channels::sens::RECIPIENTS_MAX;
+use crate::channels::sens::korean::{SMS_BYTES_MAX, euc_kr_len, normalize_korean_number};
+use crate::clock::parse_duration;
 
 /// The default message: fits one SMS, e.g. `[ALARM] api-5xx-high (ap-northeast-2) 10:31 KST 12.0 > 5.0`.
 pub const DEFAULT_TEMPLATE: &str = "[{state}] {name} ({region}) {time} {value} {op} {threshold}";
@@ -160,16 +162,17 @@ impl Rules {
     pub fn load(path: &std::path::Path, slack_webhooks: &[String]) -> anyhow::Result<Rules> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("ALLIM_ALARM_RULES: cannot read {}", path.display()))?;
-        let yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
-        Self::parse(&text, yaml, slack_webhooks).with_context(|| format!("ALLIM_ALARM_RULES ({})", path.display()))
+        if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            bail!(
+                "ALLIM_ALARM_RULES: {} is YAML; allim reads rules as TOML only (same fields, see the README)",
+                path.display()
+            );
+        }
+        Self::parse(&text, slack_webhooks).with_context(|| format!("ALLIM_ALARM_RULES ({})", path.display()))
     }
 
-    pub fn parse(text: &str, yaml: bool, slack_webhooks: &[String]) -> anyhow::Result<Rules> {
-        let file: RulesFile = if yaml {
-            serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("not valid YAML rules: {e}"))?
-        } else {
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("not valid TOML rules: {e}"))?
-        };
+    pub fn parse(text: &str, slack_webhooks: &[String]) -> anyhow::Result<Rules> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("not valid TOML rules: {e}"))?;
         let timezone = match &file.timezone {
             Some(z) => {
                 Tz::from_str(z).map_err(|_| anyhow::anyhow!("timezone {z:?} is not an IANA zone such as Asia/Seoul"))?
@@ -266,8 +269,8 @@ fn check_rule(r: RuleFile, slack_webhooks: &[String]) -> anyhow::Result<Rule> {
             sms.push(number);
         }
     }
-    if sms.len() > limits::SMS_RECIPIENTS_MAX {
-        bail!("sms lists more than {} numbers", limits::SMS_RECIPIENTS_MAX);
+    if sms.len() > RECIPIENTS_MAX {
+        bail!("sms lists more than {} numbers", RECIPIENTS_MAX);
     }
     for (i, s) in r.slack.iter().enumerate() {
         if !slack_webhooks.is_empty() && !slack_webhooks.contains(s) {
@@ -360,13 +363,13 @@ pub fn fit_sms(text: &str) -> String {
     let mut out = String::new();
     let mut bytes = 0;
     for c in text.chars() {
-        let c = if crate::accept::message::euc_kr_len("", c.encode_utf8(&mut [0; 4])).is_ok() && !c.is_control() {
+        let c = if euc_kr_len("", c.encode_utf8(&mut [0; 4])).is_ok() && !c.is_control() {
             c
         } else {
             '?'
         };
         let n = if c.is_ascii() { 1 } else { 2 };
-        if bytes + n > limits::SMS_BYTES_MAX {
+        if bytes + n > SMS_BYTES_MAX {
             break;
         }
         bytes += n;
@@ -410,7 +413,7 @@ quiet_hours = { from = "00:00", to = "07:00" }
 
     #[test]
     fn default_template_fits_one_sms() {
-        let rules = Rules::parse(RULES, false, &[]).unwrap();
+        let rules = Rules::parse(RULES, &[]).unwrap();
         let a = alarm("api-5xx-high", AlarmState::Alarm);
         let text = rules.render(DEFAULT_TEMPLATE, &a);
         assert_eq!(text, "[ALARM] api-5xx-high (ap-northeast-2) 10:31 KST 12.0 > 5.0");
@@ -425,7 +428,7 @@ quiet_hours = { from = "00:00", to = "07:00" }
 
     #[test]
     fn matching_and_quiet_hours() {
-        let rules = Rules::parse(RULES, false, &[]).unwrap();
+        let rules = Rules::parse(RULES, &[]).unwrap();
         let r = &rules.rules[0];
         assert!(r.matches(&alarm("api-5xx-high", AlarmState::Alarm)));
         assert!(!r.matches(&alarm("db-cpu", AlarmState::Alarm)));
@@ -442,7 +445,7 @@ quiet_hours = { from = "00:00", to = "07:00" }
 
     #[test]
     fn errors_name_the_rule_and_field() {
-        let bad = |text: &str| format!("{:#}", Rules::parse(text, false, &["ops".into()]).unwrap_err());
+        let bad = |text: &str| format!("{:#}", Rules::parse(text, &["ops".into()]).unwrap_err());
         let e = bad("[[rules]]\nname = \"r1\"\nalarm = \"*\"\nsms = [\"123\"]\n");
         assert!(e.contains("rule #1 (\"r1\")") && e.contains("sms[0]"), "{e}");
         let e = bad("[[rules]]\nname = \"r1\"\nalarm = \"*\"\nslack = [\"sales\"]\n");
@@ -457,8 +460,11 @@ quiet_hours = { from = "00:00", to = "07:00" }
         assert!(e.contains("timezone"), "{e}");
         let e = bad("[[rules]]\nname = \"r1\"\nalarm = \"*\"\nslak = [\"ops\"]\n");
         assert!(e.contains("slak"), "{e}");
-        let yaml = "flap_limit: 5\nrules:\n  - name: r1\n    alarm: \"*\"\n    slack: [ops]\n    states: [ALARM, OK, INSUFFICIENT_DATA]\n";
-        let r = Rules::parse(yaml, true, &["ops".into()]).unwrap();
-        assert_eq!((r.flap_limit, r.rules[0].states.len()), (5, 3));
+        let dir = std::env::temp_dir().join(format!("allim-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let yaml = dir.join("rules.yaml");
+        std::fs::write(&yaml, "rules: []\n").unwrap();
+        let e = format!("{:#}", Rules::load(&yaml, &[]).unwrap_err());
+        assert!(e.contains("TOML only"), "{e}");
     }
 }

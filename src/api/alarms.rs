@@ -6,13 +6,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiQuery, RawBody};
-use crate::accept::message::format_ms;
-use crate::config::parse_duration;
+use crate::AppState;
+use crate::clock::format_ms;
+use crate::clock::parse_duration;
 use crate::store::alarms::SilenceRow;
 use crate::store::{self};
+use crate::web::{ApiError, ApiResult, ErrorBody};
+use crate::web::{ApiQuery, RawBody};
 
 /// A silence: matching alarms are recorded but not sent until it ends.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -82,7 +82,7 @@ pub struct SilenceQuery {
 const MAX_SILENCE_MS: i64 = 90 * 24 * 3600 * 1000;
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", Some(field), message)
+    ApiError::validation(field, message)
 }
 
 /// Silence alarms.
@@ -99,7 +99,7 @@ pub async fn create_silence(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Silence>)> {
     let req: NewSilence = serde_json::from_slice(&body).map_err(|e| invalid("body", format!("not a silence: {e}")))?;
-    let now = store::now_ms();
+    let now = state.clock.now_ms();
     if req.alarm.trim().is_empty() || req.alarm.len() > 255 {
         return Err(invalid("alarm", "must be a glob of 1 to 255 characters"));
     }
@@ -150,7 +150,7 @@ pub async fn list_silences(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SilenceQuery>,
 ) -> ApiResult<Json<SilenceList>> {
-    let now = store::now_ms();
+    let now = state.clock.now_ms();
     let rows = state.store.list_silences(now, q.all.unwrap_or(false)).await?;
     Ok(Json(SilenceList {
         items: rows.into_iter().map(|r| Silence::from_row(r, now)).collect(),
@@ -167,7 +167,7 @@ pub async fn list_silences(
     security(("bearer" = []))
 )]
 pub async fn delete_silence(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Silence>> {
-    let now = store::now_ms();
+    let now = state.clock.now_ms();
     match state.store.end_silence(&id, now).await? {
         Some(row) => Ok(Json(Silence::from_row(row, now))),
         None => Err(ApiError::not_found(format!("no silence {id}"))),

@@ -3,16 +3,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorBody, contract_error_body};
-use super::extract::{ApiQuery, RawBody};
-use crate::accept::NotificationType;
-use crate::accept::message::format_ms;
-use crate::store::{self, DeadLetterFilter, DeliveryRow};
+use crate::AppState;
+use crate::accept::parse::to_json;
+use crate::channels::NotificationType;
+use crate::clock::format_ms;
+use crate::ingress::classify::unwrap_sns;
+use crate::store::{DeadLetterFilter, DeliveryRow, DeliveryStatus};
+use crate::web::{ApiError, ApiResult, ErrorBody};
+use crate::web::{ApiQuery, RawBody};
 
 /// A dead or rejected delivery.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -20,7 +21,7 @@ use crate::store::{self, DeadLetterFilter, DeliveryRow};
 pub struct DeadLetter {
     pub id: String,
     /// `dead` or `rejected`.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub notification_type: String,
     pub source: String,
     pub attempts: i64,
@@ -42,7 +43,7 @@ pub struct DeadLetter {
 
 impl From<DeliveryRow> for DeadLetter {
     fn from(r: DeliveryRow) -> Self {
-        let rejected = r.status == "rejected";
+        let rejected = r.status == DeliveryStatus::Rejected;
         DeadLetter {
             id: r.id,
             status: r.status,
@@ -96,19 +97,19 @@ fn filter_of(
     since: Option<&str>,
     until: Option<&str>,
 ) -> ApiResult<DeadLetterFilter> {
-    if let Some(s) = status
-        && s != "dead"
-        && s != "rejected"
-    {
-        return Err(ApiError::bad_request(Some("status"), "must be dead or rejected"));
-    }
+    let status = match status {
+        None => None,
+        Some("dead") => Some(DeliveryStatus::Dead),
+        Some("rejected") => Some(DeliveryStatus::Rejected),
+        Some(_) => return Err(ApiError::bad_request(Some("status"), "must be dead or rejected")),
+    };
     if let Some(k) = kind
         && k != "UNKNOWN"
         && NotificationType::parse(k).is_none()
     {
         return Err(ApiError::bad_request(
             Some("notificationType"),
-            "must be APP_NOTIFICATION, PUSH, SMS, SLACK or UNKNOWN",
+            format!("must be {} or UNKNOWN", NotificationType::names()),
         ));
     }
     let time = |field: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
@@ -120,7 +121,7 @@ fn filter_of(
         .transpose()
     };
     Ok(DeadLetterFilter {
-        status: status.map(str::to_string),
+        status,
         notification_type: kind.map(str::to_string),
         since: time("since", since)?,
         until: time("until", until)?,
@@ -170,7 +171,7 @@ pub async fn list(
 pub struct Redriven {
     pub id: String,
     /// Now `pending`: the dispatcher picks it up.
-    pub status: String,
+    pub status: DeliveryStatus,
 }
 
 /// Redrive one dead letter: it becomes `pending` with fresh attempts.
@@ -195,50 +196,42 @@ pub async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> A
     let Some(row) = state.store.get_delivery(&id).await? else {
         return Err(ApiError::not_found(format!("no delivery {id}")));
     };
-    let now = store::now_ms();
-    let done = match row.status.as_str() {
-        "dead" => state.store.redrive(&id, now, None).await?,
-        "rejected" => {
+    let now = state.clock.now_ms();
+    let done = match row.status {
+        DeliveryStatus::Dead => state.store.redrive(&id, now, None).await?,
+        DeliveryStatus::Rejected => {
             let raw = row.payload.as_bytes();
             // An SNS envelope from the queue: the notification is its Message.
             let inner = serde_json::from_slice::<serde_json::Value>(raw)
                 .ok()
-                .and_then(|v| crate::ingress::sqs::unwrap_sns(&v).map(|(_, m)| m.to_string()));
+                .and_then(|v| unwrap_sns(&v).map(|(_, m)| m.to_string()));
             let parsed = state.acceptor.parse(inner.as_deref().map_or(raw, str::as_bytes));
-            let mut v = parsed.map_err(|e| ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                body: contract_error_body(&e),
-            })?;
+            let mut v = parsed.map_err(ApiError::StillInvalid)?;
             if let Some(key) = &row.idempotency_key {
-                v.notification.set_default_idempotency_key(key.clone());
+                v.set_default_idempotency_key(key.clone());
             }
-            let payload = v.notification.to_json();
+            let payload = to_json(&v.notification);
             state
                 .store
                 .redrive(&id, now, Some((v.notification.kind().as_str(), &payload)))
                 .await?
         }
         other => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                None,
-                format!("delivery {id} is {other}, not dead or rejected"),
-            ));
+            return Err(ApiError::Conflict(format!(
+                "delivery {id} is {}, not dead or rejected",
+                other.as_str()
+            )));
         }
     };
     if !done {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            None,
-            format!("delivery {id} changed while redriving; look again"),
-        ));
+        return Err(ApiError::Conflict(format!(
+            "delivery {id} changed while redriving; look again"
+        )));
     }
     state.wake.notify_one();
     Ok(Json(Redriven {
         id,
-        status: "pending".into(),
+        status: DeliveryStatus::Pending,
     }))
 }
 
@@ -287,7 +280,10 @@ pub async fn redrive_bulk(State(state): State<AppState>, RawBody(body): RawBody)
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 10000"));
     }
-    let redriven = state.store.redrive_matching(&filter, store::now_ms(), limit).await?;
+    let redriven = state
+        .store
+        .redrive_matching(&filter, state.clock.now_ms(), limit)
+        .await?;
     if redriven > 0 {
         state.wake.notify_one();
     }

@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorBody};
-use crate::accept::message::format_ms;
-use crate::store::DeliveryRow;
+use crate::AppState;
+use crate::clock::format_ms;
+use crate::store::{DeliveryRow, DeliveryStatus};
+use crate::web::{ApiError, ApiResult, ErrorBody};
 
 /// A delivery: one accepted (or rejected) notification and its state.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -18,7 +18,7 @@ pub struct Delivery {
     /// `APP_NOTIFICATION`, `PUSH`, `SMS`, `SLACK` (or `UNKNOWN` for a rejected message).
     pub notification_type: String,
     /// `pending`, `delivered`, `failed` (retry scheduled), `dead` or `rejected`.
-    pub status: String,
+    pub status: DeliveryStatus,
     /// `http`, `sqs` or `sns`.
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,7 +47,7 @@ impl From<DeliveryRow> for Delivery {
             attempts: r.attempts,
             last_error: r.last_error,
             next_attempt_at: r.next_attempt_at.map(format_ms),
-            dry_run: r.dry_run,
+            dry_run: r.dry_run != 0,
             created_at: format_ms(r.created_at),
             updated_at: format_ms(r.updated_at),
             delivered_at: r.delivered_at.map(format_ms),

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::RawBody;
 use super::inbox::check_user;
-use crate::accept::message::format_ms;
-use crate::store::{self, DeviceRow};
+use crate::AppState;
+use crate::clock::format_ms;
+use crate::store::DeviceRow;
+use crate::web::RawBody;
+use crate::web::{ApiError, ApiResult, ErrorBody};
 
 /// Longest accepted FCM registration token.
 pub const TOKEN_MAX: usize = 1024;
@@ -57,10 +57,8 @@ pub struct DeviceList {
 
 fn check_token(token: &str) -> ApiResult<()> {
     if token.is_empty() || token.len() > TOKEN_MAX || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            Some("token"),
+        return Err(ApiError::validation(
+            "token",
             format!("must be 1 to {TOKEN_MAX} printable ASCII characters without spaces"),
         ));
     }
@@ -89,26 +87,17 @@ pub async fn register(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
     check_user(&user_id)?;
-    let req: RegisterDevice = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            None,
-            format!("expected {{\"token\": …, \"platform\": …}}: {e}"),
-        )
+    let req: RegisterDevice = serde_json::from_slice(&body).map_err(|e| ApiError::Validation {
+        field: None,
+        message: format!("expected {{\"token\": …, \"platform\": …}}: {e}"),
     })?;
     check_token(&req.token)?;
     if !matches!(req.platform.as_str(), "android" | "ios" | "web") {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
-            Some("platform"),
-            "must be android, ios or web",
-        ));
+        return Err(ApiError::validation("platform", "must be android, ios or web"));
     }
     let created = state
         .store
-        .upsert_device(&user_id, &req.token, &req.platform, store::now_ms())
+        .upsert_device(&user_id, &req.token, &req.platform, state.clock.now_ms())
         .await?;
     let device = state
         .store
@@ -116,14 +105,7 @@ pub async fn register(
         .await?
         .into_iter()
         .find(|d| d.token == req.token)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                Some("token"),
-                "registered elsewhere meanwhile",
-            )
-        })?;
+        .ok_or_else(|| ApiError::Conflict("registered elsewhere meanwhile".into()))?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(device.into())))
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
+use crate::AppState;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {

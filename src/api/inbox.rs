@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::ApiQuery;
-use crate::accept::message::{format_ms, limits};
-use crate::store::{self, InboxRow, ListInbox};
+use crate::AppState;
+use crate::clock::format_ms;
+use crate::contract::{ContractError, check_user_id};
+use crate::store::{InboxRow, ListInbox};
+use crate::web::ApiQuery;
+use crate::web::{ApiError, ApiResult, ErrorBody};
 
 /// One inbox notification.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -95,19 +96,12 @@ pub struct ReadAllResult {
     pub updated: u64,
 }
 
-/// The same rule as the contract's `userId`, for the path segment.
+/// The contract's one `userId` rule, for the path segment.
 pub(crate) fn check_user(user_id: &str) -> ApiResult<()> {
-    let ok = !user_id.is_empty()
-        && user_id.chars().count() <= limits::USER_ID_MAX
-        && !user_id.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            Some("userId"),
-            format!("must be 1 to {} characters without spaces", limits::USER_ID_MAX),
-        ))
-    }
+    check_user_id("userId", user_id).map_err(|e| match e {
+        ContractError::Invalid(f) => ApiError::bad_request(Some("userId"), f.message),
+        other => ApiError::bad_request(Some("userId"), other.to_string()),
+    })
 }
 
 fn check_id(field: &str, id: &str) -> ApiResult<()> {
@@ -192,7 +186,7 @@ pub async fn mark_read(
 ) -> ApiResult<Json<ReadResult>> {
     check_user(&user_id)?;
     check_id("id", &id)?;
-    match state.store.mark_read(&user_id, &id, store::now_ms()).await? {
+    match state.store.mark_read(&user_id, &id, state.clock.now_ms()).await? {
         Some(read_at) => Ok(Json(ReadResult {
             id,
             read_at: format_ms(read_at),
@@ -217,6 +211,6 @@ pub async fn mark_all_read(
     Path(user_id): Path<String>,
 ) -> ApiResult<Json<ReadAllResult>> {
     check_user(&user_id)?;
-    let updated = state.store.mark_all_read(&user_id, store::now_ms()).await?;
+    let updated = state.store.mark_all_read(&user_id, state.clock.now_ms()).await?;
     Ok(Json(ReadAllResult { updated }))
 }

@@ -6,12 +6,11 @@ pub mod alarms;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod devices;
-pub mod error;
-pub mod extract;
 pub mod health;
 pub mod inbox;
 pub mod metrics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,29 +30,58 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::accept::Acceptor;
-use crate::config::Config;
-use crate::ingress;
-use crate::store::Store;
-use error::ApiError;
-use extract::BodyLimit;
+use secrecy::{ExposeSecret, SecretString};
 
-/// Everything a handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub acceptor: Acceptor,
-    pub config: Arc<Config>,
-    pub metrics: metrics::SharedMetrics,
-    /// Wakes the dispatcher (after a redrive).
-    pub wake: Arc<tokio::sync::Notify>,
-    /// The SQS consumer's view of the database, for `/readyz`.
-    pub consumer: Arc<crate::ingress::sqs::ConsumerHealth>,
-    /// The SNS webhook's verifier; `None` when no topic is allowed.
-    pub sns: Option<Arc<crate::ingress::sns::SnsVerifier>>,
-    pub alarms: crate::alarms::AlarmRouter,
-    /// The shared outbound client.
-    pub http: reqwest::Client,
+use crate::AppState;
+use crate::ingress;
+use crate::web::{ApiError, BodyLimit};
+
+/// The HTTP listener's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Address to serve HTTP on.
+    #[arg(long, env = "ALLIM_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// Comma-separated bearer tokens. When set, every `/v1` request needs
+    /// `Authorization: Bearer <one of them>`; when empty, `/v1` is open (local use only).
+    #[arg(
+        long,
+        env = "ALLIM_API_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_tokens: Vec<SecretString>,
+
+    /// Largest accepted request body in bytes for one notification (batches get 16×, at most 8 MiB).
+    #[arg(long, env = "ALLIM_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_body_bytes: usize,
+}
+
+impl ApiArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (i, token) in self.api_tokens.iter().map(ExposeSecret::expose_secret).enumerate() {
+            if token.trim().len() < 16 {
+                anyhow::bail!(
+                    "ALLIM_API_TOKENS: token #{} is shorter than 16 characters (tokens are secrets; use random ones)",
+                    i + 1
+                );
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                anyhow::bail!("ALLIM_API_TOKENS: token #{} contains white space", i + 1);
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            anyhow::bail!("ALLIM_MAX_BODY_BYTES must be between 1024 and 16777216");
+        }
+        Ok(())
+    }
+
+    /// Largest body for a batch request.
+    pub fn max_batch_body_bytes(&self) -> usize {
+        (self.max_body_bytes * 16).min(8 * 1024 * 1024)
+    }
 }
 
 #[derive(OpenApi)]
@@ -85,6 +113,11 @@ impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         // utoipa fills the license from Cargo.toml at compile time; allim states none.
         openapi.info.license = None;
+        // The error codes, from the one list in `ApiError`.
+        let codes: Vec<String> = ApiError::CODES.iter().map(|(c, m)| format!("- `{c}`: {m}")).collect();
+        let description = openapi.info.description.get_or_insert_with(String::new);
+        description.push_str("\n\nError codes:\n");
+        description.push_str(&codes.join("\n"));
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -99,7 +132,7 @@ impl Modify for BearerScheme {
 }
 
 /// The `/v1` routes with their OpenAPI description.
-fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
+fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
     let single = config.max_body_bytes;
     let batch = config.max_batch_body_bytes();
     let send = OpenApiRouter::new()
@@ -129,13 +162,17 @@ fn v1_routes(config: &Config) -> OpenApiRouter<AppState> {
 }
 
 /// The OpenAPI document (also used by the snapshot test).
-pub fn openapi(config: &Config) -> utoipa::openapi::OpenApi {
+pub fn openapi(config: &ApiArgs) -> utoipa::openapi::OpenApi {
     build(config).1
 }
 
 /// Routes and document together; the token check wraps only the `/v1` routes.
-fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let tokens: Arc<[String]> = config.api_tokens.iter().map(|t| t.expose().to_string()).collect();
+fn build(config: &ApiArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let tokens: Arc<[String]> = config
+        .api_tokens
+        .iter()
+        .map(|t| t.expose_secret().to_string())
+        .collect();
     let v1 = v1_routes(config).layer(middleware::from_fn(move |req: Request, next: Next| {
         let tokens = tokens.clone();
         async move { require_token(&tokens, req, next).await }
@@ -155,7 +192,7 @@ fn build(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = build(&state.config);
+    let (routes, doc) = build(&state.api);
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
@@ -209,6 +246,6 @@ async fn require_token(tokens: &[String], req: Request, next: Next) -> Response 
     if ok {
         next.run(req).await
     } else {
-        ApiError::unauthorized().into_response()
+        ApiError::Unauthorized.into_response()
     }
 }

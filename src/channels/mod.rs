@@ -1,7 +1,21 @@
-//! Channels: where a due delivery goes. Each channel is one module behind the [`Channel`]
-//! trait and maps its provider's answer to one of three outcomes — delivered, retry later,
-//! or permanent failure — so the dispatcher needs to know nothing about providers. Adding a
-//! channel means one module and one [`Channels::register`] line.
+//! Channels: where a due delivery goes.
+//!
+//! **A channel is one module plus one line in [`channel_list!`] below.** The module owns
+//! everything about its notification type:
+//! - its payload struct (the fields after `notificationType`, with `idempotencyKey` and
+//!   `deliverAt`), serde + utoipa derives, and its validation, provider text rules included,
+//!   through the [`Kind`] trait;
+//! - its settings: a clap `Args` struct flattened into the configuration, with its own
+//!   `validate()` ([`Settings`]);
+//! - its constructor ([`Kind::build`]) and its sender (the [`Channel`] trait), which maps the
+//!   provider's answers to delivered, retry later or permanent failure, so the dispatcher
+//!   knows nothing about providers.
+//!
+//! From the list come the contract's `notificationType` enum and its `ALL`, the tagged
+//! [`Notification`] enum (and so the OpenAPI `oneOf`), the type names in error messages, the
+//! settings group of every channel ([`ChannelArgs`]) and the dispatcher's registry
+//! ([`build_all`]). Adding a channel therefore touches its new module, one line of the list,
+//! the README and, if it needs tables, a migration — nothing else.
 
 pub mod fcm;
 pub mod http;
@@ -10,12 +24,164 @@ pub mod sens;
 pub mod slack;
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::accept::{Notification, NotificationType};
+use crate::clock::Clock;
+use crate::contract::{ContractError, typed};
+use crate::store::Store;
+
+/// What a channel's payload type provides.
+pub trait Kind: Sized + Debug + Clone + PartialEq + Serialize + DeserializeOwned {
+    /// The channel's settings group.
+    type Settings: Settings;
+    /// The contract's checks of this type; may normalise (sort tokens, normalise numbers).
+    fn validate(&mut self) -> Result<(), ContractError>;
+    /// Checks against the configuration, at accept time (e.g. that a Slack webhook exists).
+    fn check(&self, _settings: &Self::Settings) -> Result<(), ContractError> {
+        Ok(())
+    }
+    /// Makes the channel's sender from its settings.
+    fn build(settings: &Self::Settings, deps: &Deps) -> anyhow::Result<Arc<dyn Channel>>;
+}
+
+/// A channel's settings: a clap group flattened into the configuration.
+pub trait Settings: clap::Args + clap::FromArgMatches + Debug + Clone {
+    /// Checks what clap's types cannot; the error names the setting.
+    fn validate(&self) -> anyhow::Result<()>;
+    /// How the channel runs with these settings, for the start-up line (`sens`, `dry-run`, …).
+    fn mode(&self) -> &'static str;
+}
+
+/// What channels are built from.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Store,
+    /// The one outbound HTTP client (timeouts set).
+    pub http: reqwest::Client,
+    pub clock: Clock,
+}
+
+/// Generates everything that lists the channels from one list.
+macro_rules! channel_list {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:tt => $module:ident :: $payload:ident ),+ $(,)?) => {
+        /// The kind of notification, from the `notificationType` field.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        pub enum NotificationType {
+            $( #[serde(rename = $name)] $variant, )+
+        }
+
+        impl NotificationType {
+            pub const ALL: &'static [NotificationType] = &[$( NotificationType::$variant ),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( NotificationType::$variant => $name, )+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|t| t.as_str() == s)
+            }
+
+            /// `APP_NOTIFICATION, PUSH, …`, for error messages.
+            pub fn names() -> String {
+                Self::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        /// A notification, discriminated by `notificationType`.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+        #[serde(tag = "notificationType")]
+        pub enum Notification {
+            $( $(#[doc = $doc])* #[serde(rename = $name)] $variant($module::$payload), )+
+        }
+
+        impl Notification {
+            pub fn kind(&self) -> NotificationType {
+                match self {
+                    $( Notification::$variant(_) => NotificationType::$variant, )+
+                }
+            }
+
+            /// The type's own fields (everything but `notificationType`), checked.
+            pub fn from_fields(kind: NotificationType, fields: serde_json::Value) -> Result<Self, ContractError> {
+                let mut n = match kind {
+                    $( NotificationType::$variant => Notification::$variant(typed(fields, $name)?), )+
+                };
+                match &mut n {
+                    $( Notification::$variant(p) => p.validate()?, )+
+                }
+                Ok(n)
+            }
+
+            /// The fields every type carries: (`idempotencyKey`, `deliverAt`).
+            pub fn common_fields(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+                match self {
+                    $( Notification::$variant(p) => (&mut p.idempotency_key, &mut p.deliver_at), )+
+                }
+            }
+
+            pub fn idempotency_key(&self) -> Option<&str> {
+                match self {
+                    $( Notification::$variant(p) => p.idempotency_key.as_deref(), )+
+                }
+            }
+
+            /// Checks against the configuration (accept time).
+            pub fn check(&self, settings: &ChannelArgs) -> Result<(), ContractError> {
+                match self {
+                    $( Notification::$variant(p) => p.check(&settings.$module), )+
+                }
+            }
+        }
+
+        /// Every channel's settings, flattened into the configuration.
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct ChannelArgs {
+            $( #[command(flatten)] pub $module: <$module::$payload as Kind>::Settings, )+
+        }
+
+        impl ChannelArgs {
+            pub fn validate(&self) -> anyhow::Result<()> {
+                $( Settings::validate(&self.$module)?; )+
+                Ok(())
+            }
+
+            /// (channel, mode) for the start-up line.
+            pub fn modes(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$( (stringify!($module), Settings::mode(&self.$module)) ),+]
+            }
+        }
+
+        /// The registry: one sender per notification type, built from the settings.
+        pub fn build_all(settings: &ChannelArgs, deps: &Deps) -> anyhow::Result<Channels> {
+            let mut channels = Channels::default();
+            $( channels.register(
+                NotificationType::$variant,
+                <$module::$payload as Kind>::build(&settings.$module, deps)?,
+            ); )+
+            Ok(channels)
+        }
+    };
+}
+
+// The list. One line per channel: `Variant = "notificationType" => module::Payload`.
+channel_list! {
+    /// A row in the user's in-app inbox.
+    AppNotification = "APP_NOTIFICATION" => in_app::AppNotification,
+    /// A mobile push notification (FCM) to a user's registered devices or explicit tokens.
+    Push = "PUSH" => fcm::Push,
+    /// An SMS / LMS through Naver Cloud SENS.
+    Sms = "SMS" => sens::Sms,
+    /// A message to a configured Slack incoming webhook.
+    Slack = "SLACK" => slack::Slack,
+}
 
 /// One delivery handed to a channel.
 #[derive(Debug, Clone)]
@@ -35,6 +201,18 @@ pub enum SendOutcome {
     Retry { error: String, after: Option<Duration> },
     /// It can never succeed as it is (bad number, unregistered token, 4xx): do not retry.
     Permanent { error: String },
+}
+
+impl SendOutcome {
+    /// The answer of a channel handed a notification of another type (a wiring bug).
+    pub fn wrong_type(channel: &str, job: &Job) -> Self {
+        SendOutcome::Permanent {
+            error: format!(
+                "{channel} channel got a notification of type {}",
+                job.notification.kind().as_str()
+            ),
+        }
+    }
 }
 
 /// A delivery channel.

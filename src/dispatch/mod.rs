@@ -10,61 +10,98 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::accept::message;
-use crate::api::metrics::SharedMetrics;
+use crate::accept::parse_notification;
 use crate::channels::{Channels, Job, SendOutcome};
+use crate::clock::{Clock, backoff, duration_ms, parse_duration};
 use crate::store::{self, DeliveryRow, Finish, Store};
+use crate::telemetry::SharedMetrics;
 
-/// Dispatcher settings (from [`crate::config::Config`]).
-#[derive(Debug, Clone)]
-pub struct DispatchConfig {
-    /// How often to look for due rows when nothing wakes the loop.
-    pub interval: Duration,
-    /// Rows claimed per step.
-    pub batch: u32,
+#[cfg(test)]
+mod tests;
+
+/// The dispatcher's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DispatchArgs {
+    /// Run the dispatcher (sends due deliveries). Turn off for an ingest-only process.
+    #[arg(long, env = "ALLIM_DISPATCH", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub dispatch: bool,
+
+    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    #[arg(long, env = "ALLIM_DISPATCH_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
+    pub dispatch_interval: Duration,
+
+    /// Deliveries claimed per dispatcher step.
+    #[arg(long, env = "ALLIM_DISPATCH_BATCH", default_value_t = 100, global = true)]
+    pub dispatch_batch: u32,
+
     /// Sends in flight at once.
-    pub concurrency: usize,
-    /// How long a claim holds a row; must exceed the slowest channel call.
-    pub lease: Duration,
+    #[arg(long, env = "ALLIM_DISPATCH_CONCURRENCY", default_value_t = 32, global = true)]
+    pub dispatch_concurrency: usize,
+
+    /// How long a claimed delivery is leased to this process (must exceed the slowest send).
+    #[arg(long, env = "ALLIM_DISPATCH_LEASE", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub dispatch_lease: Duration,
+
     /// Attempts before a delivery goes dead.
-    pub max_attempts: i64,
-    /// First retry delay; doubles per attempt.
+    #[arg(long, env = "ALLIM_RETRY_MAX_ATTEMPTS", default_value_t = 8, global = true)]
+    pub retry_max_attempts: i64,
+
+    /// First retry delay (doubles per attempt, with jitter).
+    #[arg(long, env = "ALLIM_RETRY_BASE", default_value = "10s", value_parser = parse_duration, global = true)]
     pub retry_base: Duration,
+
     /// Longest retry delay.
+    #[arg(long, env = "ALLIM_RETRY_CAP", default_value = "1h", value_parser = parse_duration, global = true)]
     pub retry_cap: Duration,
 }
 
-/// Retry delay after `attempt` (1-based): base·2^(attempt-1), capped, with "equal jitter"
-/// (between half and all of it) so that retries of a burst spread out.
-pub fn backoff(attempt: i64, base: Duration, cap: Duration, rng: &mut impl Rng) -> Duration {
-    let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-    let full = base.saturating_mul(1u32 << exp).min(cap);
-    let half = full / 2;
-    half + Duration::from_secs_f64(half.as_secs_f64() * rng.random::<f64>())
+impl DispatchArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=1000).contains(&self.dispatch_batch) {
+            anyhow::bail!("ALLIM_DISPATCH_BATCH must be between 1 and 1000");
+        }
+        if !(1..=1000).contains(&self.dispatch_concurrency) {
+            anyhow::bail!("ALLIM_DISPATCH_CONCURRENCY must be between 1 and 1000");
+        }
+        if self.dispatch_interval < Duration::from_millis(10) {
+            anyhow::bail!("ALLIM_DISPATCH_INTERVAL must be at least 10ms");
+        }
+        if self.dispatch_lease < Duration::from_secs(1) {
+            anyhow::bail!("ALLIM_DISPATCH_LEASE must be at least 1s");
+        }
+        if !(1..=100).contains(&self.retry_max_attempts) {
+            anyhow::bail!("ALLIM_RETRY_MAX_ATTEMPTS must be between 1 and 100");
+        }
+        if self.retry_base > self.retry_cap {
+            anyhow::bail!("ALLIM_RETRY_BASE must not exceed ALLIM_RETRY_CAP");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
 pub struct Dispatcher {
     store: Store,
     channels: Arc<Channels>,
-    config: DispatchConfig,
+    config: DispatchArgs,
     metrics: SharedMetrics,
     /// Lease owner name: unique per process.
     owner: String,
     wake: Arc<Notify>,
+    clock: Clock,
 }
 
 impl Dispatcher {
     pub fn new(
         store: Store,
         channels: Arc<Channels>,
-        config: DispatchConfig,
+        config: DispatchArgs,
         metrics: SharedMetrics,
         wake: Arc<Notify>,
+        clock: Clock,
     ) -> Self {
         let owner = format!("{}-{}", hostname(), &store::new_id()[24..]);
         Dispatcher {
@@ -74,6 +111,7 @@ impl Dispatcher {
             metrics,
             owner,
             wake,
+            clock,
         }
     }
 
@@ -88,17 +126,17 @@ impl Dispatcher {
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             let wait = match self.step().await {
-                Ok(n) if n >= self.config.batch as usize => {
+                Ok(n) if n >= self.config.dispatch_batch as usize => {
                     failures = 0;
                     continue;
                 }
                 Ok(_) => {
                     failures = 0;
-                    self.config.interval
+                    self.config.dispatch_interval
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6))).min(Duration::from_secs(30));
+                    let wait = backoff(failures, Duration::from_secs(1), Duration::from_secs(30), 1.0);
                     tracing::warn!(error = %e, retry_in = ?wait, "dispatcher: claiming failed");
                     wait
                 }
@@ -114,7 +152,7 @@ impl Dispatcher {
 
     /// Gives back the leases this process holds.
     pub async fn release(&self) {
-        match self.store.release_leases(&self.owner, store::now_ms()).await {
+        match self.store.release_leases(&self.owner, self.clock.now_ms()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "dispatcher: gave back leases at shutdown"),
             Err(e) => {
@@ -127,14 +165,20 @@ impl Dispatcher {
     pub async fn step(&self) -> Result<usize, store::StoreError> {
         let kinds = self.channels.kinds();
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+        let lease_ms = duration_ms(self.config.dispatch_lease);
         let rows = self
             .store
-            .claim_due(&self.owner, store::now_ms(), lease_ms, self.config.batch, &kinds)
+            .claim_due(
+                &self.owner,
+                self.clock.now_ms(),
+                lease_ms,
+                self.config.dispatch_batch,
+                &kinds,
+            )
             .await?;
         let n = rows.len();
         futures::stream::iter(rows)
-            .for_each_concurrent(self.config.concurrency, |row| self.process(row))
+            .for_each_concurrent(self.config.dispatch_concurrency, |row| self.process(row))
             .await;
         Ok(n)
     }
@@ -144,7 +188,7 @@ impl Dispatcher {
         gauge.inc();
         let (channel_name, finish) = self.attempt(&row).await;
         gauge.dec();
-        let now = store::now_ms();
+        let now = self.clock.now_ms();
         let outcome = match &finish {
             Finish::Delivered { .. } => "delivered",
             Finish::Retry { .. } => {
@@ -185,7 +229,7 @@ impl Dispatcher {
 
     /// One attempt: parse the stored payload, call the channel, decide the finish.
     async fn attempt(&self, row: &DeliveryRow) -> (&'static str, Finish) {
-        let notification = match message::parse_notification(row.payload.as_bytes()) {
+        let notification = match parse_notification(row.payload.as_bytes()) {
             Ok(v) => v.notification,
             Err(e) => {
                 return (
@@ -215,27 +259,42 @@ impl Dispatcher {
             .dispatch_latency
             .with_label_values(&[channel.name()])
             .observe(started.elapsed().as_secs_f64());
-        let finish = match outcome {
-            SendOutcome::Delivered { dry_run } => Finish::Delivered { dry_run },
-            SendOutcome::Permanent { error } => Finish::Dead { error },
-            SendOutcome::Retry { error, .. } if row.attempts >= self.config.max_attempts => Finish::Dead {
-                error: format!("gave up after {} attempts: {error}", row.attempts),
-            },
-            SendOutcome::Retry { error, after } => {
-                let delay = match after {
-                    Some(after) => after.min(self.config.retry_cap),
-                    None => backoff(
-                        row.attempts,
-                        self.config.retry_base,
-                        self.config.retry_cap,
-                        &mut rand::rng(),
-                    ),
-                };
-                let at = store::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                Finish::Retry { error, at }
-            }
-        };
+        let finish = decide(
+            &self.config,
+            row.attempts,
+            outcome,
+            self.clock.now_ms(),
+            fastrand::f64(),
+        );
         (channel.name(), finish)
+    }
+}
+
+/// What an attempt's outcome means for the row: delivered; dead (a permanent error, or the
+/// last attempt failed); or a retry at `now` + the provider's `Retry-After` (capped) or the
+/// back-off of this attempt (`jitter` in 0..1).
+pub fn decide(config: &DispatchArgs, attempt: i64, outcome: SendOutcome, now: i64, jitter: f64) -> Finish {
+    match outcome {
+        SendOutcome::Delivered { dry_run } => Finish::Delivered { dry_run },
+        SendOutcome::Permanent { error } => Finish::Dead { error },
+        SendOutcome::Retry { error, .. } if attempt >= config.retry_max_attempts => Finish::Dead {
+            error: format!("gave up after {attempt} attempts: {error}"),
+        },
+        SendOutcome::Retry { error, after } => {
+            let delay = match after {
+                Some(after) => after.min(config.retry_cap),
+                None => backoff(
+                    u32::try_from(attempt).unwrap_or(u32::MAX),
+                    config.retry_base,
+                    config.retry_cap,
+                    jitter,
+                ),
+            };
+            Finish::Retry {
+                error,
+                at: now + duration_ms(delay),
+            }
+        }
     }
 }
 
@@ -247,24 +306,4 @@ fn hostname() -> String {
         .chars()
         .take(40)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_cap() {
-        let mut rng = rand::rng();
-        let base = Duration::from_secs(10);
-        let cap = Duration::from_secs(300);
-        for _ in 0..100 {
-            let d1 = backoff(1, base, cap, &mut rng);
-            assert!(d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(10), "{d1:?}");
-            let d3 = backoff(3, base, cap, &mut rng);
-            assert!(d3 >= Duration::from_secs(20) && d3 <= Duration::from_secs(40), "{d3:?}");
-            let d20 = backoff(20, base, cap, &mut rng);
-            assert!(d20 >= Duration::from_secs(150) && d20 <= cap, "{d20:?}");
-        }
-    }
 }

@@ -8,10 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::accept::{Entry, Notification, Outcome, Source, message};
-use crate::api::AppState;
-use crate::api::error::{ApiError, ApiResult, ErrorBody, contract_error_body};
-use crate::api::extract::RawBody;
+use crate::AppState;
+use crate::accept::{Entry, Outcome, Source};
+use crate::channels::Notification;
+use crate::contract::ContractError;
+use crate::store::DeliveryStatus;
+use crate::web::error::contract_error_body;
+use crate::web::{ApiError, ApiResult, ErrorBody, RawBody};
 
 /// The most notifications one batch request may carry.
 pub const BATCH_MAX: usize = 500;
@@ -25,7 +28,7 @@ pub struct AcceptedResponse {
     pub id: String,
     /// `pending` (a channel will send it), `delivered` (in-app rows are written at once).
     #[schema(example = "delivered")]
-    pub status: String,
+    pub status: DeliveryStatus,
     /// True when the idempotency key was seen before: this is the original delivery.
     pub duplicate: bool,
 }
@@ -105,7 +108,7 @@ pub struct BatchItemResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     pub duplicate: bool,
     /// Set when the item was invalid; nothing was stored for it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,15 +149,15 @@ pub struct BatchResponse {
     security(("bearer" = []))
 )]
 pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BatchResponse>> {
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::from(message::ContractError::MalformedJson(e.to_string())))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::from(ContractError::MalformedJson(e.to_string())))?;
     let items = match value {
         Value::Object(mut map) => match map.remove("notifications") {
             Some(Value::Array(items)) => items,
             Some(_) => return Err(invalid_batch("must be an array")),
             None => return Err(invalid_batch("is required")),
         },
-        _ => return Err(ApiError::from(message::ContractError::NotAnObject)),
+        _ => return Err(ApiError::from(ContractError::NotAnObject)),
     };
     if items.is_empty() {
         return Err(invalid_batch("must not be empty"));
@@ -225,10 +228,5 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
 }
 
 fn invalid_batch(message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation",
-        Some("notifications"),
-        message,
-    )
+    ApiError::validation("notifications", message)
 }

@@ -4,7 +4,9 @@
 //! - [`http`]: `POST /v1/notifications` and `POST /v1/notifications/batch`.
 //! - [`sqs`]: the SQS consumer (the main path in production), SNS envelopes included.
 //! - [`sns`]: `POST /webhooks/sns`, with signature verification.
+//! - [`classify`]: what an SQS body or SNS `Message` is (alarm, notification, rejected).
 
+pub mod classify;
 pub mod http;
 pub mod sns;
 pub mod sqs;

@@ -23,28 +23,65 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
 };
-use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::classify::{Classified, classify_message};
 use crate::accept::{Acceptor, Entry, Source};
 use crate::alarms::AlarmRouter;
-use crate::api::metrics::SharedMetrics;
-use crate::ingress::sns::{Classified, classify};
+use crate::clock::{backoff, parse_duration};
+use crate::telemetry::SharedMetrics;
 
-/// Consumer settings (from [`crate::config::Config`]).
-#[derive(Debug, Clone)]
-pub struct SqsConfig {
-    pub queue_url: String,
-    pub pollers: usize,
-    /// Long-poll wait (0..=20 s).
-    pub wait_time: Duration,
-    /// Messages being processed at once, across pollers.
-    pub max_in_flight: usize,
-    /// Visibility timeout asked for on receive; `None` keeps the queue's.
-    pub visibility_timeout: Option<Duration>,
+/// The SQS consumer's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SqsArgs {
+    /// SQS queue to consume (enables the SQS ingress). Endpoint, region and credentials come
+    /// from the standard AWS chain (`AWS_ENDPOINT_URL_SQS` for a local stand-in).
+    #[arg(long, env = "ALLIM_SQS_QUEUE_URL", global = true)]
+    pub sqs_queue_url: Option<String>,
+
+    /// Concurrent long-polling receivers.
+    #[arg(long, env = "ALLIM_SQS_POLLERS", default_value_t = 2, global = true)]
+    pub sqs_pollers: usize,
+
+    /// Long-poll wait per receive (0s to 20s).
+    #[arg(long, env = "ALLIM_SQS_WAIT_TIME", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub sqs_wait_time: Duration,
+
+    /// Messages being accepted at once, across pollers.
+    #[arg(long, env = "ALLIM_SQS_MAX_IN_FLIGHT", default_value_t = 200, global = true)]
+    pub sqs_max_in_flight: usize,
+
+    /// Visibility timeout to ask for on receive (default: the queue's own).
+    #[arg(long, env = "ALLIM_SQS_VISIBILITY_TIMEOUT", value_parser = parse_duration, global = true)]
+    pub sqs_visibility_timeout: Option<Duration>,
+}
+
+impl SqsArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.sqs_queue_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            anyhow::bail!("ALLIM_SQS_QUEUE_URL must be a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)");
+        }
+        if !(1..=64).contains(&self.sqs_pollers) {
+            anyhow::bail!("ALLIM_SQS_POLLERS must be between 1 and 64");
+        }
+        if self.sqs_wait_time > Duration::from_secs(20) {
+            anyhow::bail!("ALLIM_SQS_WAIT_TIME must be at most 20s (SQS's limit)");
+        }
+        if !(10..=100_000).contains(&self.sqs_max_in_flight) {
+            anyhow::bail!("ALLIM_SQS_MAX_IN_FLIGHT must be between 10 and 100000");
+        }
+        if let Some(v) = self.sqs_visibility_timeout
+            && v > Duration::from_secs(43_200)
+        {
+            anyhow::bail!("ALLIM_SQS_VISIBILITY_TIMEOUT must be at most 12h (SQS's limit)");
+        }
+        Ok(())
+    }
 }
 
 /// Shared state the health check reads.
@@ -56,7 +93,7 @@ pub struct ConsumerHealth {
 
 pub struct SqsConsumer {
     client: Client,
-    config: SqsConfig,
+    config: SqsArgs,
     acceptor: Acceptor,
     alarms: AlarmRouter,
     metrics: SharedMetrics,
@@ -76,7 +113,7 @@ pub async fn client_from_env() -> Client {
 impl SqsConsumer {
     pub fn new(
         client: Client,
-        config: SqsConfig,
+        config: SqsArgs,
         acceptor: Acceptor,
         alarms: AlarmRouter,
         metrics: SharedMetrics,
@@ -84,7 +121,7 @@ impl SqsConsumer {
     ) -> Self {
         // Every SQS call has a deadline: a long poll may take the wait time, anything else a few
         // seconds; a stuck connection fails and is retried instead of hanging a poller.
-        let attempt = config.wait_time + Duration::from_secs(10);
+        let attempt = config.sqs_wait_time + Duration::from_secs(10);
         let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))
             .operation_attempt_timeout(attempt)
@@ -106,10 +143,10 @@ impl SqsConsumer {
     /// Runs the pollers until `shutdown`, then waits for batches in progress to be committed
     /// and deleted. The caller bounds the wait by the shutdown grace.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(10)));
+        let permits = Arc::new(Semaphore::new(self.config.sqs_max_in_flight.max(10)));
         let tracker = TaskTracker::new();
         let mut pollers = tokio::task::JoinSet::new();
-        for _ in 0..self.config.pollers.max(1) {
+        for _ in 0..self.config.sqs_pollers.max(1) {
             pollers.spawn(
                 self.clone()
                     .poll_loop(permits.clone(), tracker.clone(), shutdown.clone()),
@@ -139,12 +176,12 @@ impl SqsConsumer {
             let mut request = self
                 .client
                 .receive_message()
-                .queue_url(&self.config.queue_url)
+                .queue_url(self.queue_url())
                 .max_number_of_messages(10)
-                .wait_time_seconds(i32::try_from(self.config.wait_time.as_secs()).unwrap_or(20))
+                .wait_time_seconds(i32::try_from(self.config.sqs_wait_time.as_secs()).unwrap_or(20))
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId);
-            if let Some(v) = self.config.visibility_timeout {
+            if let Some(v) = self.config.sqs_visibility_timeout {
                 request = request.visibility_timeout(i32::try_from(v.as_secs()).unwrap_or(30));
             }
             // On shutdown the long poll is abandoned; anything it had received stays invisible
@@ -161,8 +198,12 @@ impl SqsConsumer {
                 Err(e) => {
                     receive_failures = receive_failures.saturating_add(1);
                     self.metrics.poll_errors.inc();
-                    let wait =
-                        Duration::from_millis(250 * 2u64.pow(receive_failures.min(7))).min(Duration::from_secs(30));
+                    let wait = backoff(
+                        receive_failures,
+                        Duration::from_millis(500),
+                        Duration::from_secs(30),
+                        1.0,
+                    );
                     tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), retry_in = ?wait, "sqs: receive failed");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -230,6 +271,10 @@ impl SqsConsumer {
         gauge.sub(messages.len() as i64);
     }
 
+    fn queue_url(&self) -> &str {
+        self.config.sqs_queue_url.as_deref().unwrap_or_default()
+    }
+
     async fn database_ok(&self) {
         if self.failures.swap(0, Ordering::Relaxed) > 0 {
             tracing::info!("sqs: database is back; resuming");
@@ -241,7 +286,7 @@ impl SqsConsumer {
 
     async fn database_failed(&self) -> Duration {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let wait = Duration::from_secs(1 << n.min(5)).min(Duration::from_secs(30));
+        let wait = backoff(n, Duration::from_secs(2), Duration::from_secs(30), 1.0);
         self.health.db_unavailable.store(true, Ordering::Relaxed);
         self.metrics.consumer_backoff.set(1);
         *self.paused_until.lock().await = Some(Instant::now() + wait);
@@ -264,7 +309,7 @@ impl SqsConsumer {
             let result = self
                 .client
                 .delete_message_batch()
-                .queue_url(&self.config.queue_url)
+                .queue_url(self.queue_url())
                 .set_entries(Some(entries))
                 .send()
                 .await;
@@ -307,7 +352,7 @@ impl SqsConsumer {
             if let Err(e) = self
                 .client
                 .change_message_visibility_batch()
-                .queue_url(&self.config.queue_url)
+                .queue_url(self.queue_url())
                 .set_entries(Some(entries))
                 .send()
                 .await
@@ -316,47 +361,4 @@ impl SqsConsumer {
             }
         }
     }
-}
-
-/// Decides what an SQS message is, unwrapping an SNS envelope: an alarm, a notification, or a
-/// `rejected` entry. A rejected entry keeps the whole SQS body as its raw body.
-pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
-    let message_id = m.message_id().unwrap_or_default();
-    let body = m.body().unwrap_or_default();
-    let sqs_key = format!("sqs:{message_id}");
-    let rejected = |reason: String, key: String| {
-        Classified::Entry(Entry::Rejected {
-            raw: body.to_string(),
-            reason,
-            idempotency_key: Some(key),
-        })
-    };
-    if body.trim().is_empty() {
-        return rejected("empty message body".into(), sqs_key);
-    }
-    let value: Value = match serde_json::from_str(body) {
-        Ok(v) => v,
-        Err(e) => return rejected(format!("body is not valid JSON: {e}"), sqs_key),
-    };
-    let classified = match unwrap_sns(&value) {
-        Some((sns_id, inner)) => classify(acceptor, &format!("sns:{sns_id}"), inner),
-        None => classify(acceptor, &sqs_key, body),
-    };
-    match classified {
-        Classified::Entry(Entry::Rejected {
-            reason,
-            idempotency_key,
-            ..
-        }) => rejected(reason, idempotency_key.unwrap_or(sqs_key)),
-        other => other,
-    }
-}
-
-/// If `v` is an SNS Notification envelope (a queue subscribed to a topic without raw
-/// delivery), its MessageId and Message.
-pub fn unwrap_sns(v: &Value) -> Option<(&str, &str)> {
-    if v.get("Type")?.as_str()? != "Notification" || v.get("TopicArn").is_none() {
-        return None;
-    }
-    Some((v.get("MessageId")?.as_str()?, v.get("Message")?.as_str()?))
 }

@@ -1,40 +1,79 @@
 //! The store: the database is allim's source of truth. Two backends sit behind this one
 //! interface — SQLite (the embedded default) and MySQL / MariaDB (production, behind RDS
-//! Proxy) — through sqlx's `Any` driver, so each query is written once. The schema is kept
-//! portable for that: times are epoch milliseconds, ids are UUIDv7 strings made here.
+//! Proxy).
 //!
-//! Each query is one small function. Functions that must run inside the accept transaction
-//! take `&mut AnyConnection`; the rest take the pool.
+//! How the store talks to the two: one concrete sqlx pool per backend ([`Pool`]), and each
+//! query written once as SQL both understand (epoch-millisecond times, UUIDv7 string ids, `?`
+//! placeholders) and run on whichever pool is open through [`with_pool!`] / [`with_tx!`], which
+//! expand the same code once per backend. Why not sqlx's `Any` driver: it takes its options as
+//! a URL only, so it could not enable the cleartext plugin that RDS Proxy IAM tokens need
+//! without a patched fork of sqlx-mysql; and the concrete drivers let rows derive `FromRow` and
+//! multi-row inserts use `QueryBuilder`. The few statements that differ (`FOR UPDATE SKIP
+//! LOCKED`, `INSERT IGNORE`, upserts) pick their text by [`Backend`].
+//!
+//! Each query is one small function. Functions that must run inside a caller's transaction
+//! (the accept commit, alarm routing) take `&mut Tx`; the rest take the store.
 
 pub mod alarms;
+mod args;
+mod deliveries;
 mod devices;
 mod dispatch;
 mod inbox;
 pub mod rds;
 
+pub use args::{DbArgs, redact_url};
+pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, NewInbox, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Executor, Row};
-
-use crate::config::{Backend, Config};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{MySql, MySqlPool, Sqlite, SqlitePool};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Runs `$body` with `$pool` bound to the open pool: the same code, compiled once per backend.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::MySql($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, once per backend.
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::Tx::MySql(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use {with_pool, with_tx};
 
 /// Errors from the store. Callers mostly need to know "the database is unavailable".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A stored value the code does not know (a status written by a newer version, say).
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {
@@ -49,127 +88,63 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Status of a delivery row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt (or for `deliverAt`).
-    Pending,
-    /// Handed to the channel successfully.
-    Delivered,
-    /// The last attempt failed; another is scheduled at `nextAttemptAt`.
-    Failed,
-    /// Given up: attempts exhausted or a permanent error. Can be redriven.
-    Dead,
-    /// The message was not a valid notification; kept with its raw body and the reason.
-    Rejected,
+/// The database `DATABASE_URL` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
 }
 
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Dead => "dead",
-            DeliveryStatus::Rejected => "rejected",
+impl Backend {
+    /// Which backend a database URL selects.
+    pub fn of_url(url: &str) -> anyhow::Result<Backend> {
+        match url.split(':').next().unwrap_or_default() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            other => anyhow::bail!(
+                "DATABASE_URL: unsupported scheme {other:?}; use sqlite://PATH or mysql://USER:PASS@HOST:PORT/DB"
+            ),
         }
     }
+}
 
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-            DeliveryStatus::Dead,
-            DeliveryStatus::Rejected,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+/// The open pool.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// An open transaction; commit it, or it rolls back when dropped.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    MySql(sqlx::Transaction<'static, MySql>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::MySql(t) => t.commit().await?,
+        }
+        Ok(())
     }
-}
 
-/// A delivery row to insert.
-#[derive(Debug, Clone)]
-pub struct NewDelivery {
-    pub id: String,
-    pub idempotency_key: Option<String>,
-    pub notification_type: String,
-    pub source: &'static str,
-    pub payload: String,
-    pub status: DeliveryStatus,
-    pub next_attempt_at: Option<i64>,
-    pub last_error: Option<String>,
-    pub now: i64,
-}
-
-/// An inbox row to insert.
-#[derive(Debug, Clone)]
-pub struct NewInbox {
-    pub id: String,
-    pub delivery_id: String,
-    pub user_id: String,
-    pub category: Option<String>,
-    pub title: String,
-    pub body: Option<String>,
-    pub link: Option<String>,
-    pub data: Option<String>,
-    pub created_at: i64,
-}
-
-/// A delivery as stored.
-#[derive(Debug, Clone)]
-pub struct DeliveryRow {
-    pub id: String,
-    pub idempotency_key: Option<String>,
-    pub notification_type: String,
-    pub source: String,
-    pub payload: String,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<i64>,
-    pub last_error: Option<String>,
-    pub dry_run: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub delivered_at: Option<i64>,
-}
-
-const DELIVERY_COLUMNS: &str = "id, idempotency_key, notification_type, source, payload, status, attempts, \
-     next_attempt_at, last_error, dry_run, created_at, updated_at, delivered_at";
-
-impl DeliveryRow {
-    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(DeliveryRow {
-            id: row.try_get("id")?,
-            idempotency_key: row.try_get("idempotency_key")?,
-            notification_type: row.try_get("notification_type")?,
-            source: row.try_get("source")?,
-            payload: row.try_get("payload")?,
-            status: row.try_get("status")?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            last_error: row.try_get("last_error")?,
-            dry_run: row.try_get::<i64, _>("dry_run")? != 0,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            delivered_at: row.try_get("delivered_at")?,
-        })
+    pub async fn rollback(self) -> StoreResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::MySql(t) => t.rollback().await?,
+        }
+        Ok(())
     }
 }
 
 /// The database handle shared by every part of allim.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
+    pub(crate) pool: Pool,
     /// With IAM auth: what the token refresher needs.
     iam: Option<(rds::MySqlTarget, std::sync::Arc<dyn rds::TokenSource>)>,
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// A new time-ordered id.
@@ -179,214 +154,147 @@ pub fn new_id() -> String {
 
 impl Store {
     /// Opens the pool. SQLite files are created on first use.
-    pub async fn connect(config: &Config) -> anyhow::Result<Store> {
-        Self::connect_with(config, None).await
+    pub async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
+        Self::connect_with(db, None).await
     }
 
     /// As [`Store::connect`]; `tokens` replaces the IAM token source (tests).
     pub async fn connect_with(
-        config: &Config,
+        db: &DbArgs,
         tokens: Option<std::sync::Arc<dyn rds::TokenSource>>,
     ) -> anyhow::Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = config.backend()?;
-        let mut url = config.database_url.expose().to_string();
-        if backend == Backend::Sqlite && !url.contains("mode=") {
-            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
-        }
-        let mut iam = None;
-        let options = if backend == Backend::MySql && (config.db_tls || config.db_iam_auth) {
-            let target = rds::MySqlTarget {
-                url: reqwest::Url::parse(&url).context("DATABASE_URL is not a valid database URL")?,
-                tls_ca: config.db_tls.then(|| config.db_ca.clone()),
-                cleartext: config.db_iam_auth,
-            };
-            if config.db_iam_auth {
-                let tokens: std::sync::Arc<dyn rds::TokenSource> = match tokens {
-                    Some(t) => t,
-                    None => std::sync::Arc::new(rds::IamTokens::new(&target).await?),
-                };
-                let options = rds::fresh_options(&target, tokens.as_ref()).await?;
-                iam = Some((target, tokens));
-                options
-            } else {
-                AnyConnectOptions::from_str(&target.url_with_password(None))
+        let url = secrecy::ExposeSecret::expose_secret(&db.database_url);
+        let cannot = || format!("cannot connect to {}", db.database_url_redacted());
+        match db.backend()? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
                     .context("DATABASE_URL is not a valid database URL")?
-            }
-        } else {
-            AnyConnectOptions::from_str(&url).context("DATABASE_URL is not a valid database URL")?
-        };
-        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
-        let pool = match backend {
-            // One connection: SQLite has one writer anyway, and a single connection avoids
-            // SQLITE_BUSY upgrades between concurrent transactions.
-            Backend::Sqlite => pool_options.max_connections(1).after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                    )
-                    .await?;
-                    Ok(())
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                // One connection: SQLite has one writer anyway, and a single connection avoids
+                // SQLITE_BUSY upgrades between concurrent transactions.
+                let pool = SqlitePoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(5))
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .with_context(cannot)?;
+                Ok(Store {
+                    pool: Pool::Sqlite(pool),
+                    iam: None,
                 })
-            }),
-            Backend::MySql => pool_options
-                .max_connections(config.db_max_connections)
-                .min_connections(0)
-                .idle_timeout(Duration::from_secs(300)),
+            }
+            Backend::MySql => {
+                let mut options =
+                    MySqlConnectOptions::from_str(url).context("DATABASE_URL is not a valid database URL")?;
+                if db.db_tls {
+                    options = options.ssl_mode(MySqlSslMode::VerifyIdentity).ssl_ca(&db.db_ca);
+                }
+                let mut iam = None;
+                if db.db_iam_auth {
+                    let target = rds::MySqlTarget { options };
+                    let tokens: std::sync::Arc<dyn rds::TokenSource> = match tokens {
+                        Some(t) => t,
+                        None => std::sync::Arc::new(rds::IamTokens::new(&target).await?),
+                    };
+                    options = rds::fresh_options(&target, tokens.as_ref()).await?;
+                    iam = Some((target, tokens));
+                }
+                let pool = MySqlPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(5))
+                    .max_connections(db.db_max_connections)
+                    .min_connections(0)
+                    .idle_timeout(Duration::from_secs(300))
+                    .connect_with(options)
+                    .await
+                    .with_context(cannot)?;
+                Ok(Store {
+                    pool: Pool::MySql(pool),
+                    iam,
+                })
+            }
         }
-        .connect_with(options)
-        .await
-        .with_context(|| format!("cannot connect to {}", config.database_url_redacted()))?;
-        Ok(Store { pool, backend, iam })
     }
 
     /// With IAM auth, refreshes the token for new connections every `every` until shutdown.
     pub async fn refresh_iam_tokens(&self, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        if let Some((target, tokens)) = &self.iam {
-            rds::run_token_refresh(self.pool.clone(), target.clone(), tokens.clone(), every, shutdown).await;
+        if let (Some((target, tokens)), Pool::MySql(pool)) = (&self.iam, &self.pool) {
+            rds::run_token_refresh(pool.clone(), target.clone(), tokens.clone(), every, shutdown).await;
         }
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::MySql(_) => Backend::MySql,
+        }
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The MySQL pool, when that is the backend (tests look at its connect options).
+    pub fn mysql_pool(&self) -> Option<&MySqlPool> {
+        match &self.pool {
+            Pool::MySql(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::MySql(p) => Tx::MySql(p.begin().await?),
+        })
     }
 
     /// Applies the migrations of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::MySql => &MYSQL_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.context("applying migrations")?;
-        Ok(())
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::MySql(p) => MYSQL_MIGRATIONS.run(p).await,
+        }
+        .context("applying migrations")
     }
 
     /// Cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        with_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
         Ok(())
     }
 
+    /// One value from a query with no parameters (tests and checks: `SELECT COUNT(*) …`).
+    pub async fn scalar<T>(&self, sql: &'static str) -> StoreResult<T>
+    where
+        T: Send + Unpin + sqlx::Type<Sqlite> + sqlx::Type<MySql>,
+        T: for<'r> sqlx::Decode<'r, Sqlite> + for<'r> sqlx::Decode<'r, MySql>,
+    {
+        Ok(with_pool!(self, p => sqlx::query_scalar(sql).fetch_one(p).await)?)
+    }
+
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// Existing deliveries for these idempotency keys: key → (id, status).
-    pub async fn find_by_keys(&self, keys: &[&str]) -> StoreResult<HashMap<String, (String, String)>> {
-        let mut found = HashMap::new();
-        for chunk in keys.chunks(500) {
-            let sql = format!(
-                "SELECT idempotency_key, id, status FROM deliveries WHERE idempotency_key IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                found.insert(
-                    row.try_get("idempotency_key")?,
-                    (row.try_get("id")?, row.try_get("status")?),
-                );
-            }
-        }
-        Ok(found)
-    }
-
-    pub async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRow>> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(DeliveryRow::from_row).transpose()?)
+        with_pool!(self, p => p.close().await)
     }
 }
 
-/// `?, ?, …` with `n` placeholders.
-pub(crate) fn placeholders(n: usize) -> String {
-    let mut s = String::with_capacity(n * 3);
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('?');
+impl Store {
+    /// A fresh, migrated in-memory SQLite store, for unit tests.
+    #[doc(hidden)]
+    pub async fn memory() -> Store {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").expect("static URL");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .expect("in-memory SQLite opens");
+        let store = Store {
+            pool: Pool::Sqlite(pool),
+            iam: None,
+        };
+        store.migrate().await.expect("migrations apply");
+        store
     }
-    s
-}
-
-/// `INSERT … VALUES (?, …), (?, …)` for `rows` rows of `cols` columns.
-fn multi_row_insert(head: &str, cols: usize, rows: usize) -> String {
-    let group = format!("({})", placeholders(cols));
-    let mut sql = String::with_capacity(head.len() + 8 + rows * (group.len() + 2));
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&group);
-    }
-    sql
-}
-
-/// Inserts delivery rows in one multi-row statement.
-pub async fn insert_deliveries<R: Borrow<NewDelivery>>(conn: &mut AnyConnection, rows: &[R]) -> StoreResult<()> {
-    const COLS: usize = 10;
-    for chunk in rows.chunks(500) {
-        let sql = multi_row_insert(
-            "INSERT INTO deliveries (id, idempotency_key, notification_type, source, payload, status, \
-             next_attempt_at, last_error, created_at, updated_at)",
-            COLS,
-            chunk.len(),
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk.iter().map(Borrow::borrow) {
-            q = q
-                .bind(r.id.as_str())
-                .bind(r.idempotency_key.as_deref())
-                .bind(r.notification_type.as_str())
-                .bind(r.source)
-                .bind(r.payload.as_str())
-                .bind(r.status.as_str())
-                .bind(r.next_attempt_at)
-                .bind(r.last_error.as_deref())
-                .bind(r.now)
-                .bind(r.now);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Inserts inbox rows in one multi-row statement.
-pub async fn insert_inbox<R: Borrow<NewInbox>>(conn: &mut AnyConnection, rows: &[R]) -> StoreResult<()> {
-    const COLS: usize = 9;
-    for chunk in rows.chunks(500) {
-        let sql = multi_row_insert(
-            "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at)",
-            COLS,
-            chunk.len(),
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk.iter().map(Borrow::borrow) {
-            q = q
-                .bind(r.id.as_str())
-                .bind(r.delivery_id.as_str())
-                .bind(r.user_id.as_str())
-                .bind(r.category.as_deref())
-                .bind(r.title.as_str())
-                .bind(r.body.as_deref())
-                .bind(r.link.as_deref())
-                .bind(r.data.as_deref())
-                .bind(r.created_at);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
 }

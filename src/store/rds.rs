@@ -10,71 +10,33 @@
 //! RDS Proxy presents Amazon Trust Services certificates, so the CA is `AmazonRootCA1.pem`
 //! (bundled in the image at `/etc/allim/AmazonRootCA1.pem`), not the RDS CA bundle.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use futures::future::BoxFuture;
-use sqlx::AnyPool;
-use sqlx::any::AnyConnectOptions;
+use sqlx::MySqlPool;
+use sqlx::mysql::MySqlConnectOptions;
 use tokio_util::sync::CancellationToken;
 
-/// Where and how to reach the database.
+/// Where and how to reach the database: the options from `DATABASE_URL` and the TLS settings,
+/// without a password (the token is added to a copy for each refresh).
 #[derive(Debug, Clone)]
 pub struct MySqlTarget {
-    /// `DATABASE_URL` (for IAM auth: with no password).
-    pub url: reqwest::Url,
-    /// Verify the server certificate and host name against this CA file.
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// Send the password with the cleartext plugin (IAM tokens).
-    pub cleartext: bool,
+    pub options: MySqlConnectOptions,
 }
 
 impl MySqlTarget {
-    /// The connection URL with `password` (percent-encoded) and the TLS / cleartext parameters.
-    pub fn url_with_password(&self, password: Option<&str>) -> String {
-        let mut url = self.url.clone();
-        if let Some(p) = password {
-            // set_password percent-encodes what the userinfo needs; sqlx decodes it again.
-            let _ = url.set_password(Some(&percent_encode(p)));
-        }
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(ca) = &self.tls_ca {
-                q.append_pair("ssl-mode", "VERIFY_IDENTITY");
-                q.append_pair("ssl-ca", &ca.display().to_string());
-            }
-            if self.cleartext {
-                q.append_pair("enable-cleartext-plugin", "true");
-            }
-        }
-        url.to_string()
-    }
-
     pub fn host(&self) -> &str {
-        self.url.host_str().unwrap_or_default()
+        self.options.get_host()
     }
 
     pub fn port(&self) -> u16 {
-        self.url.port().unwrap_or(3306)
+        self.options.get_port()
     }
 
     pub fn user(&self) -> &str {
-        self.url.username()
+        self.options.get_username()
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Something that makes database passwords (IAM tokens in production; a stub in tests).
@@ -123,15 +85,17 @@ impl TokenSource for IamTokens {
 }
 
 /// The connect options for the next connections, with a fresh token.
-pub async fn fresh_options(target: &MySqlTarget, tokens: &dyn TokenSource) -> anyhow::Result<AnyConnectOptions> {
+/// The token goes through the `mysql_clear_password` plugin, which is only ever enabled
+/// together with TLS (the configuration refuses IAM auth without `ALLIM_DB_TLS`).
+pub async fn fresh_options(target: &MySqlTarget, tokens: &dyn TokenSource) -> anyhow::Result<MySqlConnectOptions> {
     let token = tokens.token().await?;
-    AnyConnectOptions::from_str(&target.url_with_password(Some(&token))).context("building the database URL")
+    Ok(target.options.clone().password(&token).enable_cleartext_plugin(true))
 }
 
 /// Refreshes the pool's token every `every` until shutdown. A failed refresh is retried after
 /// 30 s (the current token is still good for at least 5 minutes).
 pub async fn run_token_refresh(
-    pool: AnyPool,
+    pool: MySqlPool,
     target: MySqlTarget,
     tokens: Arc<dyn TokenSource>,
     every: Duration,
@@ -164,43 +128,32 @@ pub async fn run_token_refresh(
 mod tests {
     use super::*;
 
-    fn target(tls: bool, cleartext: bool) -> MySqlTarget {
-        MySqlTarget {
-            url: reqwest::Url::parse("mysql://app_user@proxy.proxy-abc.ap-northeast-2.rds.amazonaws.com:3306/allim")
-                .unwrap(),
-            tls_ca: tls.then(|| "/etc/allim/AmazonRootCA1.pem".into()),
-            cleartext,
+    struct Fixed;
+
+    impl TokenSource for Fixed {
+        fn token(&self) -> BoxFuture<'_, anyhow::Result<String>> {
+            Box::pin(async { Ok("proxy:3306/?Action=connect&DBUser=app_user&X-Amz-Signature=ab+/=".to_string()) })
         }
     }
 
-    #[test]
-    fn url_carries_token_tls_and_cleartext() {
-        let token = "proxy:3306/?Action=connect&DBUser=app_user&X-Amz-Signature=ab+/=";
-        let url = target(true, true).url_with_password(Some(token));
-        assert!(url.starts_with("mysql://app_user:"), "{url}");
-        assert!(url.contains("ssl-mode=VERIFY_IDENTITY"));
-        assert!(url.contains("ssl-ca=%2Fetc%2Fallim%2FAmazonRootCA1.pem"));
-        assert!(url.contains("enable-cleartext-plugin=true"));
-        // sqlx decodes the password back to the exact token.
-        let parsed = reqwest::Url::parse(&url).unwrap();
-        let decoded = percent_decode(parsed.password().unwrap());
-        assert_eq!(decoded, token);
-    }
-
-    fn percent_decode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
+    #[tokio::test]
+    async fn fresh_options_keep_the_target() {
+        use std::str::FromStr;
+        let options = MySqlConnectOptions::from_str(
+            "mysql://app_user@proxy.proxy-abc.ap-northeast-2.rds.amazonaws.com:3306/allim",
+        )
+        .unwrap()
+        .ssl_mode(sqlx::mysql::MySqlSslMode::VerifyIdentity);
+        let target = MySqlTarget { options };
+        let fresh = fresh_options(&target, &Fixed).await.unwrap();
+        assert_eq!(fresh.get_host(), "proxy.proxy-abc.ap-northeast-2.rds.amazonaws.com");
+        assert_eq!(fresh.get_port(), 3306);
+        assert_eq!(fresh.get_username(), "app_user");
+        assert_eq!(fresh.get_database(), Some("allim"));
+        assert!(matches!(
+            fresh.get_ssl_mode(),
+            sqlx::mysql::MySqlSslMode::VerifyIdentity
+        ));
     }
 
     /// aws-sdk-rds's own test vector (awslabs/aws-sdk-rust `sdk/rds/src/auth_token.rs`), through
@@ -218,9 +171,8 @@ mod tests {
             .region(Region::new("us-east-1"))
             .build();
         let target = MySqlTarget {
-            url: reqwest::Url::parse("mysql://peccy@prod-instance.us-east-1.rds.amazonaws.com:3306/db").unwrap(),
-            tls_ca: None,
-            cleartext: true,
+            options: std::str::FromStr::from_str("mysql://peccy@prod-instance.us-east-1.rds.amazonaws.com:3306/db")
+                .unwrap(),
         };
         let token = IamTokens::with_sdk_config(&target, sdk).unwrap().token().await.unwrap();
         assert_eq!(

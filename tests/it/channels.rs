@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use allim::config::{Config, Secret};
+use allim::config::Config;
 use serde_json::{Value, json};
 
 use crate::helpers::{Db, TestApp, TestDb, json, spawn_on};
@@ -11,11 +11,11 @@ use crate::providers::{self, FcmServer, SensServer, SlackServer};
 use crate::support::eventually;
 
 fn with_sens(c: &mut Config, sens: &SensServer) {
-    c.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
-    c.sens_secret_key = Some(Secret::new(providers::SENS_SECRET_KEY));
-    c.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
-    c.sens_from = Some(providers::SENS_FROM.into());
-    c.sens_base_url = sens.base_url.clone();
+    c.channels.sens.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
+    c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from(providers::SENS_SECRET_KEY));
+    c.channels.sens.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
+    c.channels.sens.sens_from = Some(providers::SENS_FROM.into());
+    c.channels.sens.sens_base_url = sens.base_url.clone();
 }
 
 async fn send(app: &TestApp, body: Value) -> String {
@@ -128,7 +128,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
         &db.url,
         |c| {
             with_sens(c, &sens);
-            c.sens_secret_key = Some(Secret::new("not-the-secret"));
+            c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from("not-the-secret"));
         },
         |b| b,
     )
@@ -154,7 +154,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
         &db.url,
         |c| {
             with_sens(c, &sens);
-            c.sens_from = Some("0299999999".into());
+            c.channels.sens.sens_from = Some("0299999999".into());
         },
         |b| b,
     )
@@ -199,15 +199,15 @@ async fn push_uses_the_registry_and_fcm_errors() {
     let app = spawn_on(
         &db.url,
         |c| {
-            c.fcm_credentials = Some(
+            c.channels.fcm.fcm_credentials = Some(
                 concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/tests/fixtures/fcm-test-service-account.json"
                 )
                 .into(),
             );
-            c.fcm_base_url = fcm.base_url.clone();
-            c.fcm_token_url = Some(fcm.token_url.clone());
+            c.channels.fcm.fcm_base_url = fcm.base_url.clone();
+            c.channels.fcm.fcm_token_url = Some(fcm.token_url.clone());
         },
         |b| b,
     )
@@ -318,16 +318,16 @@ async fn push_uses_the_registry_and_fcm_errors() {
 async fn slack_webhooks_by_name_with_429_retry() {
     let db = TestDb::new(Db::Sqlite).await;
     let slack = SlackServer::start().await;
-    let hook = |name: &str, path: &str| allim::config::SlackWebhook {
+    let hook = |name: &str, path: &str| allim::channels::slack::SlackWebhook {
         name: name.into(),
-        url: Secret::new(format!("{}/services/{path}", slack.base_url)),
+        url: secrecy::SecretString::from(format!("{}/services/{path}", slack.base_url)),
     };
     let hooks = vec![
         hook("default", "T0DEFAULT"),
         hook("ops", "T0OPS"),
         hook("gone", "XXREVOKED"),
     ];
-    let app = spawn_on(&db.url, |c| c.slack_webhooks = hooks, |b| b).await;
+    let app = spawn_on(&db.url, |c| c.channels.slack.slack_webhooks = hooks, |b| b).await;
     let id = send(
         &app,
         json!({"notificationType": "SLACK", "text": "deploy done", "channel": "ops"}),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use allim::accept::NotificationType;
+use allim::channels::NotificationType;
 use allim::channels::SendOutcome;
 use serde_json::{Value, json};
 
@@ -76,7 +76,7 @@ async fn exhaustion_goes_dead_then_redrive(db: Db) {
     let test_db = TestDb::new(db).await;
     let push = ScriptedChannel::default();
     push.always(Some(retry("provider down")));
-    let app = with_push(&test_db.url, &push, |c| c.retry_max_attempts = 3).await;
+    let app = with_push(&test_db.url, &push, |c| c.dispatch.retry_max_attempts = 3).await;
     let id = send(&app, &push_body()).await;
     let d = wait_status(&app, &id, "dead").await;
     assert_eq!(d["attempts"], 3);
@@ -166,11 +166,11 @@ async fn expired_lease_is_taken_over() {
     let test_db = TestDb::new(Db::MariaDb).await;
     let push = ScriptedChannel::default();
     // First process: no dispatcher; a "ghost" leases the row and never finishes.
-    let ingest = spawn_on(&test_db.url, |c| c.dispatch = false, |b| b).await;
+    let ingest = spawn_on(&test_db.url, |c| c.dispatch.dispatch = false, |b| b).await;
     let id = send(&ingest, &push_body()).await;
     let claimed = ingest
         .store
-        .claim_due("ghost", allim::store::now_ms(), 700, 10, &["PUSH"])
+        .claim_due("ghost", allim::clock::Clock::system().now_ms(), 700, 10, &["PUSH"])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -184,7 +184,7 @@ async fn expired_lease_is_taken_over() {
         .finish(
             d["id"].as_str().unwrap(),
             "ghost",
-            allim::store::now_ms(),
+            allim::clock::Clock::system().now_ms(),
             &allim::store::Finish::Dead { error: "late".into() },
         )
         .await

@@ -134,7 +134,11 @@ pub async fn spawn_on(
 ) -> TestApp {
     let mut config = Config::for_tests(url);
     configure(&mut config);
-    let token = config.api_tokens.first().map(|t| t.expose().to_string());
+    let token = config
+        .api
+        .api_tokens
+        .first()
+        .map(|t| secrecy::ExposeSecret::expose_secret(t).to_string());
     let app = build(Application::builder(config))
         .build()
         .await
@@ -198,10 +202,7 @@ impl TestApp {
 
     /// Counts rows with a query returning one integer.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(self.store.pool())
-            .await
-            .expect("count query")
+        self.store.scalar(sql).await.expect("count query")
     }
 
     /// Stops the app and waits for it to exit.

@@ -7,18 +7,18 @@ use serde_json::{Value, json};
 /// Reads a template, turning short-form intrinsics (`!Ref x`) into their long form (`{"Ref": x}`).
 fn template(name: &str) -> Value {
     let path = format!("{}/infra/{name}", env!("CARGO_MANIFEST_DIR"));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     to_json(yaml)
 }
 
-fn to_json(v: serde_yaml::Value) -> Value {
+fn to_json(v: serde_norway::Value) -> Value {
     match v {
-        serde_yaml::Value::Null => Value::Null,
-        serde_yaml::Value::Bool(b) => json!(b),
-        serde_yaml::Value::Number(n) => serde_json::to_value(n).unwrap(),
-        serde_yaml::Value::String(s) => json!(s),
-        serde_yaml::Value::Sequence(s) => Value::Array(s.into_iter().map(to_json).collect()),
-        serde_yaml::Value::Mapping(m) => Value::Object(
+        serde_norway::Value::Null => Value::Null,
+        serde_norway::Value::Bool(b) => json!(b),
+        serde_norway::Value::Number(n) => serde_json::to_value(n).unwrap(),
+        serde_norway::Value::String(s) => json!(s),
+        serde_norway::Value::Sequence(s) => Value::Array(s.into_iter().map(to_json).collect()),
+        serde_norway::Value::Mapping(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| {
                     (
@@ -28,7 +28,7 @@ fn to_json(v: serde_yaml::Value) -> Value {
                 })
                 .collect(),
         ),
-        serde_yaml::Value::Tagged(t) => {
+        serde_norway::Value::Tagged(t) => {
             let tag = t.tag.to_string();
             let name = tag.trim_start_matches('!');
             let key = match name {

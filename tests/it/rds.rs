@@ -1,7 +1,6 @@
 //! RDS Proxy IAM authentication, against MariaDB: the token is the password, the pool is
 //! handed a fresh one on a timer, and connections opened after a refresh use it.
 
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,21 +47,19 @@ async fn iam_token_is_refreshed_for_new_connections() {
     let server = mysql_server_url();
     let host = server.rsplit('@').next().unwrap().trim_start_matches("mysql://");
     let mut config = Config::for_tests(format!("mysql://{user}@{host}/{name}"));
-    config.db_iam_auth = true;
+    config.db.db_iam_auth = true;
     let current = Arc::new(Mutex::new(first));
     let calls = Arc::new(Mutex::new(0));
-    let store = Store::connect_with(&config, Some(Arc::new(Tokens(current.clone(), calls.clone()))))
+    let store = Store::connect_with(&config.db, Some(Arc::new(Tokens(current.clone(), calls.clone()))))
         .await
         .expect("connects with the first token as the password");
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
-    let options = store.pool().connect_options();
-    let url = options.database_url.as_str();
-    assert!(url.contains("enable-cleartext-plugin=true"), "{url}");
-    let mysql = sqlx::mysql::MySqlConnectOptions::from_str(url).unwrap();
+    let pool = store.mysql_pool().expect("a MySQL store");
+    let options = pool.connect_options();
     assert!(
-        format!("{mysql:?}").contains("enable_cleartext_plugin: true"),
-        "the patched URL parameter is honoured"
+        format!("{options:?}").contains("enable_cleartext_plugin: true"),
+        "the token goes through the cleartext plugin"
     );
 
     // The token rotates: the user's password changes and the source hands out the new one.
@@ -73,9 +70,9 @@ async fn iam_token_is_refreshed_for_new_connections() {
     .execute(&mut admin)
     .await
     .unwrap();
-    let old = store.pool().connect_options();
+    let old = pool.connect_options();
     assert!(
-        sqlx::AnyConnection::connect_with(&old).await.is_err(),
+        sqlx::MySqlConnection::connect_with(&old).await.is_err(),
         "the old token no longer logs in"
     );
     *current.lock().unwrap() = second;
@@ -86,11 +83,11 @@ async fn iam_token_is_refreshed_for_new_connections() {
         tokio::spawn(async move { store.refresh_iam_tokens(Duration::from_millis(100), token).await })
     };
     eventually(Duration::from_secs(10), "the pool has the new token", || async {
-        !Arc::ptr_eq(&store.pool().connect_options(), &old)
+        !Arc::ptr_eq(&pool.connect_options(), &old)
     })
     .await;
-    let fresh = store.pool().connect_options();
-    let mut conn = sqlx::AnyConnection::connect_with(&fresh)
+    let fresh = pool.connect_options();
+    let mut conn = sqlx::MySqlConnection::connect_with(&fresh)
         .await
         .expect("a new connection logs in with the refreshed token");
     conn.ping().await.unwrap();

@@ -151,14 +151,14 @@ async fn start(db: &TestDb, certs: &CertServer, sens: &SensServer) -> (TestApp, 
     let app = spawn_on(
         &db.url,
         move |c| {
-            c.sns_topic_arns = vec![TOPIC.into(), OTHER_TOPIC.into()];
-            c.sns_insecure_cert_url_prefix = Some(prefix);
-            c.alarm_rules = Some(rules);
-            c.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
-            c.sens_secret_key = Some(allim::config::Secret::new(providers::SENS_SECRET_KEY));
-            c.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
-            c.sens_from = Some(providers::SENS_FROM.into());
-            c.sens_base_url = base;
+            c.sns.sns_topic_arns = vec![TOPIC.into(), OTHER_TOPIC.into()];
+            c.sns.sns_insecure_cert_url_prefix = Some(prefix);
+            c.alarms.alarm_rules = Some(rules);
+            c.channels.sens.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
+            c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from(providers::SENS_SECRET_KEY));
+            c.channels.sens.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
+            c.channels.sens.sens_from = Some(providers::SENS_FROM.into());
+            c.channels.sens.sens_base_url = base;
         },
         |b| b,
     )
@@ -560,8 +560,8 @@ async fn moto_sns_delivers_to_the_webhook() {
     let app = spawn_on(
         &db.url,
         move |c| {
-            c.sns_topic_arns = vec![topic_for_config];
-            c.sns_insecure_cert_fetch_base = Some(proxy_base);
+            c.sns.sns_topic_arns = vec![topic_for_config];
+            c.sns.sns_insecure_cert_fetch_base = Some(proxy_base);
         },
         |b| b,
     )
@@ -589,8 +589,9 @@ async fn moto_sns_delivers_to_the_webhook() {
         app.get_ok("/v1/users/moto/notifications/unread-count").await["unread"] == 1
     })
     .await;
-    let key: String = sqlx::query_scalar("SELECT idempotency_key FROM deliveries")
-        .fetch_one(app.store.pool())
+    let key: String = app
+        .store
+        .scalar("SELECT idempotency_key FROM deliveries")
         .await
         .unwrap();
     assert!(key.starts_with("sns:"), "{key}");

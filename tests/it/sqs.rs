@@ -16,7 +16,7 @@ async fn consumer(db_url: &str, queue_url: &str) -> TestApp {
     let queue_url = queue_url.to_string();
     spawn_on(
         db_url,
-        |c| c.sqs_queue_url = Some(queue_url),
+        |c| c.sqs.sqs_queue_url = Some(queue_url),
         |b| b.sqs_client(sqs_client()),
     )
     .await
@@ -200,10 +200,10 @@ async fn alarm_through_the_queue_is_routed() {
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yaml");
+    let rules = dir.path().join("rules.toml");
     std::fs::write(
         &rules,
-        "rules:\n  - name: all\n    alarm: \"*\"\n    sms: [\"010-1111-2222\"]\n",
+        "[[rules]]\nname = \"all\"\nalarm = \"*\"\nsms = [\"010-1111-2222\"]\n",
     )
     .unwrap();
     let alarm = json!({"AlarmName": "queue-age", "AWSAccountId": "123456789012", "NewStateValue": "ALARM",
@@ -220,8 +220,8 @@ async fn alarm_through_the_queue_is_routed() {
     let app = spawn_on(
         &test_db.url,
         move |c| {
-            c.sqs_queue_url = Some(queue_url);
-            c.alarm_rules = Some(rules);
+            c.sqs.sqs_queue_url = Some(queue_url);
+            c.alarms.alarm_rules = Some(rules);
         },
         |b| b.sqs_client(sqs_client()),
     )
@@ -242,8 +242,9 @@ async fn alarm_through_the_queue_is_routed() {
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, vec!["sent"], "the copy was recognised by its SNS MessageId");
-    let payload: String = sqlx::query_scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")
-        .fetch_one(app.store.pool())
+    let payload: String = app
+        .store
+        .scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")
         .await
         .unwrap();
     let payload: serde_json::Value = serde_json::from_str(&payload).unwrap();
@@ -344,10 +345,10 @@ async fn two_processes_share_queue_and_database() {
         async move {
             spawn_on(
                 &url,
-                |c| c.sqs_queue_url = Some(queue),
+                |c| c.sqs.sqs_queue_url = Some(queue),
                 |b| {
                     b.sqs_client(sqs_client())
-                        .channel(allim::accept::NotificationType::Push, std::sync::Arc::new(push))
+                        .channel(allim::channels::NotificationType::Push, std::sync::Arc::new(push))
                 },
             )
             .await
@@ -410,15 +411,10 @@ async fn sigterm_mid_stream_loses_nothing() {
     send_all(&client, &queue, &bodies, None).await;
     let store = {
         let mut c = allim::config::Config::for_tests(test_db.url.clone());
-        c.auto_migrate = false;
-        allim::store::Store::connect(&c).await.unwrap()
+        c.db.auto_migrate = false;
+        allim::store::Store::connect(&c.db).await.unwrap()
     };
-    let stored = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox")
-            .fetch_one(store.pool())
-            .await
-            .unwrap_or(0)
-    };
+    let stored = || async { store.scalar::<i64>("SELECT COUNT(*) FROM inbox").await.unwrap_or(0) };
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_allim"))
             .env_clear()
@@ -475,10 +471,7 @@ async fn sigterm_mid_stream_loses_nothing() {
         .unwrap()
         .unwrap();
     assert!(exit.success());
-    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT title) FROM inbox")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let distinct: i64 = store.scalar("SELECT COUNT(DISTINCT title) FROM inbox").await.unwrap();
     assert_eq!(
         (stored().await, distinct),
         (total as i64, total as i64),

@@ -1,0 +1,168 @@
+//! `Dispatcher::step` and `decide` with a controlled clock: no real waiting.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::*;
+use crate::channels::{Channel, NotificationType};
+use crate::store::{DeliveryStatus, NewDelivery};
+use crate::telemetry::Metrics;
+
+const T0: i64 = 1_795_305_600_000;
+
+fn args() -> DispatchArgs {
+    DispatchArgs {
+        dispatch: true,
+        dispatch_interval: Duration::from_secs(1),
+        dispatch_batch: 10,
+        dispatch_concurrency: 4,
+        dispatch_lease: Duration::from_secs(60),
+        retry_max_attempts: 3,
+        retry_base: Duration::from_secs(10),
+        retry_cap: Duration::from_secs(300),
+    }
+}
+
+/// A Slack channel whose answers are scripted per delivery id (default: delivered).
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<HashMap<String, Vec<SendOutcome>>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Channel for Scripted {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+
+    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
+        async move {
+            self.calls.lock().unwrap().push(job.delivery_id.clone());
+            let mut answers = self.answers.lock().unwrap();
+            match answers.get_mut(&job.delivery_id) {
+                Some(list) if !list.is_empty() => list.remove(0),
+                _ => SendOutcome::Delivered { dry_run: false },
+            }
+        }
+        .boxed()
+    }
+}
+
+async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher) {
+    let store = Store::memory().await;
+    let rows: Vec<NewDelivery> = ids
+        .iter()
+        .map(|id| NewDelivery {
+            id: id.to_string(),
+            idempotency_key: None,
+            notification_type: "SLACK".into(),
+            source: "http",
+            payload: r#"{"notificationType":"SLACK","text":"hi"}"#.into(),
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(clock.now_ms()),
+            last_error: None,
+            now: clock.now_ms(),
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    store::insert_deliveries(&mut tx, &rows).await.unwrap();
+    tx.commit().await.unwrap();
+    let channel = Arc::new(Scripted::default());
+    let mut channels = Channels::default();
+    channels.register(NotificationType::Slack, channel.clone());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(channels),
+        args(),
+        Arc::new(Metrics::new()),
+        Arc::new(Notify::new()),
+        clock.clone(),
+    );
+    (store, channel, dispatcher)
+}
+
+fn retry(error: &str) -> SendOutcome {
+    SendOutcome::Retry {
+        error: error.into(),
+        after: None,
+    }
+}
+
+#[tokio::test]
+async fn step_maps_outcomes_and_backs_off_on_the_clock() {
+    let clock = Clock::manual(T0);
+    let (store, channel, dispatcher) = setup(&clock, &["ok", "flaky", "bad"]).await;
+    channel.answers.lock().unwrap().extend([
+        ("flaky".to_string(), vec![retry("503")]),
+        (
+            "bad".to_string(),
+            vec![SendOutcome::Permanent {
+                error: "404 no_service".into(),
+            }],
+        ),
+    ]);
+
+    assert_eq!(dispatcher.step().await.unwrap(), 3);
+    let get = |id: &'static str| {
+        let store = store.clone();
+        async move { store.get_delivery(id).await.unwrap().unwrap() }
+    };
+    assert_eq!(get("ok").await.status, DeliveryStatus::Delivered);
+    assert_eq!(get("bad").await.status, DeliveryStatus::Dead);
+    assert_eq!(get("bad").await.last_error.as_deref(), Some("404 no_service"));
+    let flaky = get("flaky").await;
+    assert_eq!(flaky.status, DeliveryStatus::Failed);
+    assert_eq!(flaky.attempts, 1);
+    // Attempt 1: base 10 s with equal jitter, so the retry is 5 to 10 s after now.
+    let at = flaky.next_attempt_at.unwrap();
+    assert!((T0 + 5_000..=T0 + 10_000).contains(&at), "{}", at - T0);
+
+    // Not due yet: nothing is claimed until the clock reaches the retry time.
+    clock.set(at - 1);
+    assert_eq!(dispatcher.step().await.unwrap(), 0);
+    clock.set(at);
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    assert_eq!(get("flaky").await.status, DeliveryStatus::Delivered);
+    assert_eq!(get("flaky").await.attempts, 2);
+    assert_eq!(channel.calls.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn step_gives_up_after_the_last_attempt() {
+    let clock = Clock::manual(T0);
+    let (store, channel, dispatcher) = setup(&clock, &["doomed"]).await;
+    channel
+        .answers
+        .lock()
+        .unwrap()
+        .insert("doomed".into(), vec![retry("a"), retry("b"), retry("c"), retry("d")]);
+    for _ in 0..3 {
+        assert_eq!(dispatcher.step().await.unwrap(), 1);
+        clock.advance(Duration::from_secs(3600));
+    }
+    let row = store.get_delivery("doomed").await.unwrap().unwrap();
+    assert_eq!(row.status, DeliveryStatus::Dead);
+    assert_eq!(row.last_error.as_deref(), Some("gave up after 3 attempts: c"));
+    assert_eq!(dispatcher.step().await.unwrap(), 0, "a dead row is not claimed again");
+}
+
+#[test]
+fn decide_honours_retry_after_within_the_cap() {
+    let a = args();
+    let after = |secs| SendOutcome::Retry {
+        error: "429".into(),
+        after: Some(Duration::from_secs(secs)),
+    };
+    assert!(matches!(decide(&a, 1, after(30), T0, 0.5), Finish::Retry { at, .. } if at == T0 + 30_000));
+    assert!(matches!(decide(&a, 1, after(10_000), T0, 0.5), Finish::Retry { at, .. } if at == T0 + 300_000));
+    assert!(matches!(decide(&a, 2, retry("x"), T0, 0.0), Finish::Retry { at, .. } if at == T0 + 10_000));
+    assert!(matches!(decide(&a, 2, retry("x"), T0, 1.0), Finish::Retry { at, .. } if at == T0 + 20_000));
+    assert!(matches!(decide(&a, 3, retry("x"), T0, 0.0), Finish::Dead { .. }));
+    assert!(matches!(
+        decide(&a, 1, SendOutcome::Delivered { dry_run: true }, T0, 0.0),
+        Finish::Delivered { dry_run: true }
+    ));
+}

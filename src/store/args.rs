@@ -1,0 +1,126 @@
+//! The database settings: a clap group flattened into the configuration.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Backend;
+use crate::clock::parse_duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// Database: `sqlite://PATH` (created on first run) or `mysql://USER:PASS@HOST:PORT/DB`
+    /// for MySQL / MariaDB (production, through RDS Proxy).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://allim.db",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: SecretString,
+
+    /// Maximum open database connections (MySQL; SQLite always uses one writer connection).
+    #[arg(long, env = "ALLIM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub db_max_connections: u32,
+
+    /// TLS to MySQL that verifies the server's certificate and host name against
+    /// `ALLIM_DB_CA` (RDS Proxy: set `RequireTLS` on the proxy too).
+    #[arg(long, env = "ALLIM_DB_TLS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub db_tls: bool,
+
+    /// CA bundle for `ALLIM_DB_TLS` (RDS Proxy: Amazon Root CA 1, bundled in the image).
+    #[arg(
+        long,
+        env = "ALLIM_DB_CA",
+        default_value = "/etc/allim/AmazonRootCA1.pem",
+        global = true
+    )]
+    pub db_ca: std::path::PathBuf,
+
+    /// Authenticate to MySQL / RDS Proxy with IAM auth tokens instead of a password (needs
+    /// `ALLIM_DB_TLS`; `DATABASE_URL` then has a user but no password).
+    #[arg(long, env = "ALLIM_DB_IAM_AUTH", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub db_iam_auth: bool,
+
+    /// How often a fresh IAM token is made for new connections (tokens last 15 minutes).
+    #[arg(long, env = "ALLIM_DB_IAM_REFRESH", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub db_iam_refresh: Duration,
+
+    /// Apply migrations at start. `allim migrate` applies them explicitly.
+    #[arg(long, env = "ALLIM_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub auto_migrate: bool,
+}
+
+impl DbArgs {
+    /// Which backend `DATABASE_URL` selects.
+    pub fn backend(&self) -> anyhow::Result<Backend> {
+        Backend::of_url(self.database_url.expose_secret())
+    }
+
+    /// The database URL with any password replaced, for log lines.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(self.database_url.expose_secret())
+    }
+
+    /// Checks what clap's types cannot; the error names the setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let backend = self.backend()?;
+        if (self.db_tls || self.db_iam_auth) && backend != Backend::MySql {
+            anyhow::bail!("ALLIM_DB_TLS and ALLIM_DB_IAM_AUTH apply to MySQL only (DATABASE_URL is not mysql://)");
+        }
+        if self.db_tls && !self.db_ca.is_file() {
+            anyhow::bail!("ALLIM_DB_CA: {} is not a readable file", self.db_ca.display());
+        }
+        if self.db_iam_auth {
+            if !self.db_tls {
+                anyhow::bail!("ALLIM_DB_IAM_AUTH needs ALLIM_DB_TLS=true: the token is sent in cleartext inside TLS");
+            }
+            let url = reqwest::Url::parse(self.database_url.expose_secret())
+                .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a URL"))?;
+            if url.password().is_some() {
+                anyhow::bail!(
+                    "DATABASE_URL must not carry a password with ALLIM_DB_IAM_AUTH (the IAM token is the password)"
+                );
+            }
+            if url.username().is_empty() {
+                anyhow::bail!("DATABASE_URL needs the database user with ALLIM_DB_IAM_AUTH");
+            }
+            if self.db_iam_refresh < Duration::from_secs(1) || self.db_iam_refresh > Duration::from_secs(14 * 60) {
+                anyhow::bail!("ALLIM_DB_IAM_REFRESH must be between 1s and 14m (tokens last 15 minutes)");
+            }
+        }
+        if self.db_max_connections == 0 || self.db_max_connections > 1000 {
+            anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host/...` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://app:s3cret@db:3306/allim"),
+            "mysql://app:***@db:3306/allim"
+        );
+        assert_eq!(redact_url("sqlite://allim.db"), "sqlite://allim.db");
+    }
+}

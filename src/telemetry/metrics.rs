@@ -1,0 +1,155 @@
+//! Prometheus metrics (served at `/metrics` by the api). One registry per application (not a
+//! global), so tests that run several applications in one process see their own counts.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Every metric allim exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Messages received, by ingress (`http`, `sqs`, `sns`).
+    pub received: IntCounterVec,
+    /// Messages stored as new deliveries, by ingress.
+    pub accepted: IntCounterVec,
+    /// Messages stored as `rejected` (not a valid notification), by ingress.
+    pub rejected: IntCounterVec,
+    /// Messages whose idempotency key was already known, by ingress.
+    pub duplicates: IntCounterVec,
+    /// Delivery attempts by channel and outcome (`delivered`, `retry`, `dead`).
+    pub deliveries: IntCounterVec,
+    /// Retries scheduled, by channel.
+    pub retries: IntCounterVec,
+    /// Deliveries that went dead, by channel.
+    pub dead_letters: IntCounterVec,
+    /// Time a channel took to answer, by channel.
+    pub dispatch_latency: HistogramVec,
+    /// Failed SQS receives.
+    pub poll_errors: IntCounter,
+    /// Failed SQS deletes (the message comes back and is de-duplicated).
+    pub delete_errors: IntCounter,
+    /// Work in progress: `sqs` messages being accepted, `dispatch` deliveries being sent.
+    pub in_flight: IntGaugeVec,
+    /// 1 while the SQS consumer is backing off because the database is unavailable.
+    pub consumer_backoff: IntGauge,
+    /// Alarm notifications by outcome (`sent`, `suppressed`, `silenced`, …).
+    pub alarms: IntCounterVec,
+    /// SNS webhook requests refused, by reason.
+    pub sns_rejected: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("allim".into()), None).expect("valid prefix");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let received = counter("messages_received_total", "Messages received, by ingress", &["source"]);
+        let accepted = counter(
+            "messages_accepted_total",
+            "Messages stored as new deliveries",
+            &["source"],
+        );
+        let rejected = counter("messages_rejected_total", "Messages stored as rejected", &["source"]);
+        let duplicates = counter(
+            "messages_duplicate_total",
+            "Messages whose idempotency key was known",
+            &["source"],
+        );
+        let deliveries = counter(
+            "deliveries_total",
+            "Delivery attempts by channel and outcome",
+            &["channel", "outcome"],
+        );
+        let retries = counter("retries_total", "Retries scheduled, by channel", &["channel"]);
+        let dead_letters = counter(
+            "dead_letters_total",
+            "Deliveries that went dead, by channel",
+            &["channel"],
+        );
+        let dispatch_latency = HistogramVec::new(
+            HistogramOpts::new("dispatch_latency_seconds", "Time a channel took to answer").buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["channel"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(dispatch_latency.clone()))
+            .expect("unique metric");
+        let poll_errors = IntCounter::new("sqs_poll_errors_total", "Failed SQS receives").expect("valid metric");
+        registry.register(Box::new(poll_errors.clone())).expect("unique metric");
+        let delete_errors = IntCounter::new("sqs_delete_errors_total", "Failed SQS deletes").expect("valid metric");
+        registry
+            .register(Box::new(delete_errors.clone()))
+            .expect("unique metric");
+        let in_flight =
+            IntGaugeVec::new(Opts::new("in_flight", "Work in progress, by kind"), &["kind"]).expect("valid metric");
+        registry.register(Box::new(in_flight.clone())).expect("unique metric");
+        let consumer_backoff = IntGauge::new(
+            "sqs_consumer_backoff",
+            "1 while the SQS consumer backs off because the database is unavailable",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(consumer_backoff.clone()))
+            .expect("unique metric");
+        let alarms = counter("alarms_total", "Alarm notifications by outcome", &["outcome"]);
+        let sns_rejected = counter(
+            "sns_rejected_total",
+            "SNS webhook requests refused, by reason",
+            &["reason"],
+        );
+        Metrics {
+            alarms,
+            sns_rejected,
+            registry,
+            received,
+            accepted,
+            rejected,
+            duplicates,
+            deliveries,
+            retries,
+            dead_letters,
+            dispatch_latency,
+            poll_errors,
+            delete_errors,
+            in_flight,
+            consumer_backoff,
+        }
+    }
+
+    /// Counts what the accept path made of one message from `source`; returns `duplicate`,
+    /// `rejected` or `accepted`.
+    pub fn count_outcome(&self, source: &str, duplicate: bool, rejected: bool) -> &'static str {
+        let (name, counter) = match (duplicate, rejected) {
+            (true, _) => ("duplicate", &self.duplicates),
+            (false, true) => ("rejected", &self.rejected),
+            (false, false) => ("accepted", &self.accepted),
+        };
+        counter.with_label_values(&[source]).inc();
+        name
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("text format is UTF-8")
+    }
+}
+
+pub type SharedMetrics = Arc<Metrics>;
