@@ -1,7 +1,7 @@
 //! Time, from one injectable source. Every decision that depends on the time — when a row is
 //! due, the retry back-off, the alarm flap window, silences, quiet hours — asks a [`Clock`], so
-//! tests drive those decisions with [`Clock::manual`] instead of waiting. Also the few helpers
-//! that read or write times and durations (RFC 3339 answers, `25s` settings).
+//! tests drive those decisions with [`Clock::manual`] instead of waiting. Also the helpers that
+//! write times and durations (RFC 3339 answers, `1h30m`), and the one back-off formula.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -68,20 +68,6 @@ pub fn format_ms(ms: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Parses a duration setting: humantime's `25s`, `500ms`, `2m`, `1h30m`, or a bare number of
-/// seconds (`7`), as allim has always taken.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("{s:?} is not a valid duration"))
-        };
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 25s, 500ms, 2m"))
-}
-
 /// `45s`, `30m`, `2h`, `1h30m`: a duration as people write it.
 pub fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs()))
@@ -104,14 +90,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_and_print() {
-        assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-3").is_err());
+    fn durations_print() {
         assert_eq!(human(Duration::from_secs(45)), "45s");
         assert_eq!(human(Duration::from_secs(1800)), "30m");
         assert_eq!(human(Duration::from_secs(5400)), "1h30m");

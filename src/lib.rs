@@ -18,9 +18,10 @@
 //! | [`dispatch`] | lanes: claim due rows with a lease, send, record outcome / retry / dead | accept (stored-payload parse), channels, store, clock, telemetry |
 //! | [`channels`] | one module per channel (payload + rules + settings + sender) and the list that derives the contract enum, settings and registry | contract, store, clock, telemetry |
 //! | [`contract`] | the message contract's shared rules and field errors | — |
-//! | [`store`] | SQLite / MySQL pools, migrations, one small function per query | clock |
+//! | [`store`] | SQLite / MySQL pools, migrations, one small function per query | settings |
 //! | [`telemetry`] | logging, masking, Prometheus metrics | — |
-//! | [`clock`] | the injectable clock, durations, the one back-off formula | — |
+//! | [`clock`] | the injectable clock, time formatting, the one back-off formula | — |
+//! | [`settings`] | what every settings group shares: duration values, clap defaults | — |
 
 pub mod accept;
 pub mod alarms;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod contract;
 pub mod dispatch;
 pub mod ingress;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
 pub mod web;

@@ -10,14 +10,18 @@
 //! to the alarm's history (`GET /v1/alarms`) with the reason, together with the deliveries it
 //! created, so nothing is sent twice and nothing is decided without a record.
 
+mod args;
 pub mod payload;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use args::AlarmArgs;
 pub use payload::{Alarm, AlarmState};
 pub use rules::Rules;
 
@@ -25,48 +29,10 @@ use crate::accept::{Acceptor, Source, Validated};
 use crate::channels::Notification;
 use crate::channels::sens::Sms;
 use crate::channels::slack::Slack;
-use crate::clock::{Clock, duration_ms, format_ms, human, parse_duration};
+use crate::clock::{Clock, duration_ms, format_ms, human};
 use crate::store::alarms::{self as q, AlarmEventRow, AlarmStateRow, SilenceRow};
 use crate::store::{self, NewDelivery, Store, StoreResult, Tx};
 use crate::telemetry::SharedMetrics;
-
-/// The alarm settings.
-#[derive(Debug, Clone, clap::Args)]
-pub struct AlarmArgs {
-    /// Alarm routing rules file (TOML).
-    #[arg(long, env = "ALLIM_ALARM_RULES", global = true)]
-    pub alarm_rules: Option<std::path::PathBuf>,
-
-    /// The rules themselves (TOML), instead of a file (e.g. injected from SSM Parameter Store).
-    #[arg(long, env = "ALLIM_ALARM_RULES_TOML", global = true)]
-    pub alarm_rules_toml: Option<String>,
-
-    /// How often to send the flap summaries of windows that have ended.
-    #[arg(long, env = "ALLIM_ALARM_TICK", default_value = "10s", value_parser = parse_duration, global = true)]
-    pub alarm_tick: Duration,
-}
-
-impl AlarmArgs {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.alarm_rules.is_some() && self.alarm_rules_toml.is_some() {
-            anyhow::bail!("set ALLIM_ALARM_RULES or ALLIM_ALARM_RULES_TOML, not both");
-        }
-        if self.alarm_tick < Duration::from_millis(10) {
-            anyhow::bail!("ALLIM_ALARM_TICK must be at least 10ms");
-        }
-        Ok(())
-    }
-
-    /// The rules, read and checked. `slack_webhooks`: the configured webhook names.
-    pub fn rules(&self, slack_webhooks: &[String]) -> anyhow::Result<Rules> {
-        use anyhow::Context;
-        match (&self.alarm_rules, &self.alarm_rules_toml) {
-            (Some(path), _) => Rules::load(path, slack_webhooks),
-            (None, Some(text)) => Rules::parse(text, slack_webhooks).context("ALLIM_ALARM_RULES_TOML"),
-            (None, None) => Ok(Rules::default()),
-        }
-    }
-}
 
 /// What became of one alarm notification.
 #[derive(Debug, Clone, PartialEq, Eq)]

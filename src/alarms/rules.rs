@@ -30,7 +30,7 @@ use serde::Deserialize;
 use super::payload::{Alarm, AlarmState, number, operator};
 use crate::channels::sens::RECIPIENTS_MAX;
 use crate::channels::sens::korean::{SMS_BYTES_MAX, euc_kr_len, normalize_korean_number};
-use crate::clock::parse_duration;
+use crate::settings::parse_duration;
 
 /// The default message: fits one SMS, e.g. `[ALARM] api-5xx-high (ap-northeast-2) 10:31 KST 12.0 > 5.0`.
 pub const DEFAULT_TEMPLATE: &str = "[{state}] {name} ({region}) {time} {value} {op} {threshold}";

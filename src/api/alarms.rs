@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::clock::format_ms;
-use crate::clock::parse_duration;
+use crate::settings::parse_duration;
 use crate::store::alarms::SilenceRow;
 use crate::store::{self};
 use crate::web::{ApiError, ApiResult, ErrorBody};

@@ -11,7 +11,7 @@ use governor::{Quota, RateLimiter};
 use reqwest::StatusCode;
 
 use super::SendOutcome;
-use crate::clock::parse_duration;
+use crate::settings::parse_duration;
 
 /// The outbound HTTP settings.
 #[derive(Debug, Clone, clap::Args)]

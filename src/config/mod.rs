@@ -9,16 +9,16 @@
 
 use std::time::Duration;
 
-use clap::{Args, FromArgMatches, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::alarms::AlarmArgs;
 use crate::api::ApiArgs;
 use crate::channels::ChannelArgs;
 use crate::channels::http::HttpArgs;
-use crate::clock::parse_duration;
 use crate::dispatch::DispatchArgs;
 use crate::ingress::sns::SnsArgs;
 use crate::ingress::sqs::SqsArgs;
+use crate::settings::parse_duration;
 use crate::store::DbArgs;
 use crate::telemetry::{LogArgs, LogFormat};
 
@@ -96,9 +96,7 @@ impl Config {
 
     /// The clap defaults, with no environment variable read.
     pub fn defaults() -> Self {
-        let command = Self::augment_args(clap::Command::new("allim")).mut_args(|a| a.env(None));
-        let matches = command.try_get_matches_from(["allim"]).expect("the defaults parse");
-        Self::from_arg_matches(&matches).expect("the defaults make a configuration")
+        crate::settings::defaults()
     }
 
     /// A configuration for tests: the clap defaults, the given database, and what makes tests

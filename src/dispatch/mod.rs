@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept::parse_notification;
 use crate::channels::{Channels, Job, SendOutcome};
-use crate::clock::{Clock, backoff, duration_ms, parse_duration};
+use crate::clock::{Clock, backoff, duration_ms};
+use crate::settings::parse_duration;
 use crate::store::{self, DeliveryRow, Finish, Store};
 use crate::telemetry::SharedMetrics;
 

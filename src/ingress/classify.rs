@@ -98,3 +98,123 @@ pub fn unwrap_sns(v: &Value) -> Option<(&str, &str)> {
     }
     Some((v.get("MessageId")?.as_str()?, v.get("Message")?.as_str()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::channels::{ChannelArgs, Notification};
+    use crate::clock::Clock;
+    use crate::store::Store;
+
+    async fn acceptor() -> Acceptor {
+        Acceptor::new(
+            Store::memory().await,
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(crate::settings::defaults::<ChannelArgs>()),
+            Clock::manual(0),
+        )
+    }
+
+    fn alarm_json() -> String {
+        json!({"AlarmName": "api-5xx", "AWSAccountId": "123456789012", "NewStateValue": "ALARM",
+            "NewStateReason": "Threshold Crossed", "StateChangeTime": "2026-11-22T01:00:00.000+0000",
+            "Region": "Asia Pacific (Seoul)", "OldStateValue": "OK",
+            "AlarmArn": "arn:aws:cloudwatch:ap-northeast-2:123456789012:alarm:api-5xx",
+            "Trigger": {"ComparisonOperator": "GreaterThanThreshold", "Threshold": 5.0}})
+        .to_string()
+    }
+
+    fn sqs(id: &str, body: &str) -> Message {
+        Message::builder().message_id(id).body(body).build()
+    }
+
+    #[tokio::test]
+    async fn messages_are_told_apart() {
+        let a = acceptor().await;
+        match classify(&a, "sns:1", &alarm_json()) {
+            Classified::Alarm { key, alarm } => assert_eq!((key.as_str(), alarm.name.as_str()), ("sns:1", "api-5xx")),
+            Classified::Entry(_) => panic!("an alarm"),
+        }
+        let n = json!({"notificationType": "SLACK", "text": "hi"}).to_string();
+        match classify(&a, "sns:2", &n) {
+            Classified::Entry(Entry::Valid(v)) => {
+                assert_eq!(
+                    v.notification.idempotency_key(),
+                    Some("sns:2"),
+                    "the message key is the default"
+                );
+                assert!(matches!(v.notification, Notification::Slack(_)));
+            }
+            _ => panic!("a notification"),
+        }
+        let keyed = json!({"notificationType": "SLACK", "text": "hi", "idempotencyKey": "mine"}).to_string();
+        match classify(&a, "sns:3", &keyed) {
+            Classified::Entry(Entry::Valid(v)) => assert_eq!(v.notification.idempotency_key(), Some("mine")),
+            _ => panic!("a notification"),
+        }
+        for (body, reason) in [
+            ("{nope", "not valid JSON"),
+            (r#"{"notificationType":"FAX"}"#, "not a notificationType"),
+            (r#"{"notificationType":"SLACK"}"#, "text: is required"),
+        ] {
+            match classify(&a, "sns:4", body) {
+                Classified::Entry(Entry::Rejected {
+                    raw,
+                    reason: r,
+                    idempotency_key,
+                }) => {
+                    assert_eq!(raw, body);
+                    assert!(r.contains(reason), "{r}");
+                    assert_eq!(idempotency_key.as_deref(), Some("sns:4"));
+                }
+                _ => panic!("{body} is rejected"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sqs_bodies_unwrap_sns_envelopes() {
+        let a = acceptor().await;
+        let envelope =
+            json!({"Type": "Notification", "MessageId": "sns-9", "TopicArn": "arn:aws:sns:ap-northeast-2:1:t",
+            "Message": alarm_json()})
+            .to_string();
+        match classify_message(&a, &sqs("q-1", &envelope)) {
+            Classified::Alarm { key, .. } => assert_eq!(key, "sns:sns-9"),
+            Classified::Entry(_) => panic!("an alarm inside the envelope"),
+        }
+        let bad_inside =
+            json!({"Type": "Notification", "MessageId": "sns-10", "TopicArn": "arn:aws:sns:ap-northeast-2:1:t",
+            "Message": "not json"})
+            .to_string();
+        match classify_message(&a, &sqs("q-2", &bad_inside)) {
+            Classified::Entry(Entry::Rejected {
+                raw, idempotency_key, ..
+            }) => {
+                assert_eq!(raw, bad_inside, "the whole SQS body is kept");
+                assert_eq!(idempotency_key.as_deref(), Some("sns:sns-10"));
+            }
+            _ => panic!("rejected"),
+        }
+        match classify_message(&a, &sqs("q-3", "  ")) {
+            Classified::Entry(Entry::Rejected {
+                reason,
+                idempotency_key,
+                ..
+            }) => {
+                assert_eq!(reason, "empty message body");
+                assert_eq!(idempotency_key.as_deref(), Some("sqs:q-3"));
+            }
+            _ => panic!("rejected"),
+        }
+        let plain = json!({"notificationType": "SLACK", "text": "hi"}).to_string();
+        match classify_message(&a, &sqs("q-4", &plain)) {
+            Classified::Entry(Entry::Valid(v)) => assert_eq!(v.notification.idempotency_key(), Some("sqs:q-4")),
+            _ => panic!("a notification"),
+        }
+    }
+}

@@ -31,7 +31,8 @@ use tokio_util::task::TaskTracker;
 use super::classify::{Classified, classify_message};
 use crate::accept::{Acceptor, Entry, Source};
 use crate::alarms::AlarmRouter;
-use crate::clock::{backoff, parse_duration};
+use crate::clock::backoff;
+use crate::settings::parse_duration;
 use crate::telemetry::SharedMetrics;
 
 /// The SQS consumer's settings.

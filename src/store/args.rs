@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Backend;
-use crate::clock::parse_duration;
+use crate::settings::parse_duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{Db, json, spawn_app, spawn_app_with};
+use crate::helpers::{Db, json, spawn_app, spawn_app_clocked, spawn_app_with};
 
 fn app_notification(user: &str, title: &str) -> Value {
     json!({"notificationType": "APP_NOTIFICATION", "userId": user, "title": title})
@@ -355,7 +355,8 @@ async fn pagination_and_unread_filter(db: Db) {
 }
 
 async fn mark_read_and_read_all(db: Db) {
-    let app = spawn_app(db).await;
+    let clock = allim::clock::Clock::manual(allim::clock::Clock::system().now_ms());
+    let app = spawn_app_clocked(db, clock.clone()).await;
     for i in 0..3 {
         app.post("/v1/notifications", &app_notification("r", &format!("n{i}")))
             .await;
@@ -370,7 +371,7 @@ async fn mark_read_and_read_all(db: Db) {
     .await;
     assert_eq!(s, 200);
     assert_eq!(first["id"], id.as_str());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    clock.advance(std::time::Duration::from_secs(60));
     let (_, second) = json(
         app.post(&format!("/v1/users/r/notifications/{id}/read"), &json!({}))
             .await,
@@ -553,7 +554,22 @@ fn openapi_snapshot() {
 #[tokio::test]
 async fn app_keeps_running_until_stopped() {
     let app = spawn_app(Db::Sqlite).await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // The parts with nothing to do (no IAM token to refresh, no queue) end at their first
+    // poll; a push (a dry run) that the dispatcher delivers proves the loops ran on after that.
+    let (s, b) = json(
+        app.post(
+            "/v1/notifications",
+            &json!({"notificationType": "PUSH", "userId": "42", "title": "hi"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    crate::support::eventually(std::time::Duration::from_secs(10), "the push is delivered", || async {
+        app.get_ok(&format!("/v1/deliveries/{id}")).await["status"] == "delivered"
+    })
+    .await;
     assert!(
         !app.handle.as_ref().unwrap().is_finished(),
         "the application stopped by itself"

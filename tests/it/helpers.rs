@@ -126,6 +126,15 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> Test
     app
 }
 
+/// As [`spawn_app`], on a clock the test moves.
+pub async fn spawn_app_clocked(db: Db, clock: allim::clock::Clock) -> TestApp {
+    let test_db = TestDb::new(db).await;
+    let url = test_db.url.clone();
+    let mut app = spawn_on(&url, |_| {}, |b| b.clock(clock)).await;
+    app.db = Some(test_db);
+    app
+}
+
 /// Starts an app on an existing database, with a say over the builder (SQS client, channels).
 pub async fn spawn_on(
     url: &str,

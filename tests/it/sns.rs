@@ -143,6 +143,16 @@ quiet_hours = { from = "00:00", to = "23:59" }
 "#;
 
 async fn start(db: &TestDb, certs: &CertServer, sens: &SensServer) -> (TestApp, tempfile::TempDir) {
+    start_clocked(db, certs, sens, allim::clock::Clock::system()).await
+}
+
+/// As [`start`], on a clock the test moves (SENS checks request times, so it starts at now).
+async fn start_clocked(
+    db: &TestDb,
+    certs: &CertServer,
+    sens: &SensServer,
+    clock: allim::clock::Clock,
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, RULES).unwrap();
@@ -160,7 +170,7 @@ async fn start(db: &TestDb, certs: &CertServer, sens: &SensServer) -> (TestApp, 
             c.channels.sens.sens_from = Some(providers::SENS_FROM.into());
             c.channels.sens.sens_base_url = base;
         },
-        |b| b,
+        |b| b.clock(clock),
     )
     .await;
     (app, dir)
@@ -335,7 +345,8 @@ async fn alarm_becomes_one_sms_and_flapping_is_limited() {
     let db = TestDb::new(Db::MariaDb).await;
     let certs = cert_server().await;
     let sens = SensServer::start().await;
-    let (app, _dir) = start(&db, &certs, &sens).await;
+    let clock = allim::clock::Clock::manual(allim::clock::Clock::system().now_ms());
+    let (app, _dir) = start_clocked(&db, &certs, &sens, clock.clone()).await;
 
     // The sample alarm of PROTOCOLS.md §2.1 → one SMS with the short template.
     let alarm = notification(
@@ -371,7 +382,13 @@ async fn alarm_becomes_one_sms_and_flapping_is_limited() {
         let (s, _) = post_sns(&app, &m).await;
         assert_eq!(s, 200);
     }
-    eventually(Duration::from_secs(15), "three SMS and one summary", || async {
+    eventually(Duration::from_secs(15), "three SMS", || async {
+        sens.accepted().len() == before + 3
+    })
+    .await;
+    // The flap window (3 s) ends on the app's clock, not by waiting: the next tick summarises.
+    clock.advance(Duration::from_secs(3));
+    eventually(Duration::from_secs(15), "the summary", || async {
         sens.accepted().len() == before + 4
     })
     .await;
@@ -385,8 +402,18 @@ async fn alarm_becomes_one_sms_and_flapping_is_limited() {
         texts[3],
         "[FLAP] api-5xx-high (REGION): 7 more suppressed in 3s, now OK"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sens.accepted().len(), before + 4, "no more than that");
+    // No more than that: every SMS delivery row is accounted for and none is left to send.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE notification_type = 'SMS'")
+            .await,
+        (before + 4) as i64
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'failed')")
+            .await,
+        0,
+        "nothing left to send"
+    );
 
     // The history says what happened and why.
     let alarms = app.get_ok("/v1/alarms?events=50").await;

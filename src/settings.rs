@@ -1,0 +1,44 @@
+//! Helpers of the settings groups every box owns (`*Args`, flattened into `config::Config`):
+//! duration values, and a group's clap defaults without reading the environment.
+
+use std::time::Duration;
+
+use clap::{Args, FromArgMatches};
+
+/// Parses a duration setting: humantime's `25s`, `500ms`, `2m`, `1h30m`, or a bare number of
+/// seconds (`7`), as allim has always taken.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(format!("{s:?} is not a valid duration"))
+        };
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 25s, 500ms, 2m"))
+}
+
+/// A settings group as clap's defaults make it, reading no environment variable (tests, and
+/// `Config::for_tests`, which must not drift from what `allim` runs with).
+pub fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("allim")).mut_args(|a| a.env(None));
+    let matches = command.try_get_matches_from(["allim"]).expect("the defaults parse");
+    T::from_arg_matches(&matches).expect("the defaults make the group")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("25s").unwrap(), Duration::from_secs(25));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-3").is_err());
+    }
+}
