@@ -1,14 +1,11 @@
 //! The provider channels end to end: allim → SENS / FCM / Slack test servers that verify
 //! requests as the providers do.
 
-use std::time::Duration;
-
 use allim::config::Config;
 use serde_json::{Value, json};
 
-use crate::helpers::{Db, TestApp, TestDb, json, spawn_on};
+use crate::helpers::{Db, TestApp, TestDb, json, settled, spawn_on, test_clock};
 use crate::providers::{self, FcmServer, SensServer, SlackServer};
-use crate::support::eventually;
 
 fn with_sens(c: &mut Config, sens: &SensServer) {
     c.channels.sens.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
@@ -24,24 +21,16 @@ async fn send(app: &TestApp, body: Value) -> String {
     b["id"].as_str().unwrap().to_string()
 }
 
-async fn settled(app: &TestApp, id: &str) -> Value {
-    let path = format!("/v1/deliveries/{id}");
-    eventually(Duration::from_secs(20), &format!("{id} settles"), || async {
-        matches!(app.get_ok(&path).await["status"].as_str(), Some("delivered" | "dead"))
-    })
-    .await;
-    app.get_ok(&path).await
-}
-
 fn numbers(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("010{:08}", 10_000_000 + i)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
+    let clock = test_clock();
     let db = TestDb::new(Db::MariaDb).await;
     let sens = SensServer::start().await;
-    let app = spawn_on(&db.url, |c| with_sens(c, &sens), |b| b).await;
+    let app = spawn_on(&db.url, |c| with_sens(c, &sens), |b| b.clock(clock.clone())).await;
 
     // 100 EUC-KR bytes of Korean: one LMS request, accepted by the signature-checking server.
     let content = "가".repeat(50);
@@ -50,7 +39,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
         json!({"notificationType": "SMS", "to": ["010-1234-5678"], "content": content}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["dryRun"].as_bool()),
         (Some("delivered"), Some(false)),
@@ -70,7 +59,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
         json!({"notificationType": "SMS", "to": ["+82 10 9999 0000"], "content": "인증번호 123456"}),
     )
     .await;
-    assert_eq!(settled(&app, &id).await["status"], "delivered");
+    assert_eq!(settled(&app, &clock, &id).await["status"], "delivered");
     assert_eq!(sens.accepted()[1].kind, "SMS");
 
     // 250 recipients: three requests of 100, 100 and 50.
@@ -79,7 +68,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
         json!({"notificationType": "SMS", "to": numbers(250), "content": "공지", "subject": "알림"}),
     )
     .await;
-    assert_eq!(settled(&app, &id).await["status"], "delivered");
+    assert_eq!(settled(&app, &clock, &id).await["status"], "delivered");
     let sent = sens.accepted();
     let sizes: Vec<usize> = sent[2..].iter().map(|r| r.to.len()).collect();
     assert_eq!(sizes, vec![100, 100, 50]);
@@ -97,7 +86,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
         json!({"notificationType": "SMS", "to": numbers(150), "content": "재시도"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["attempts"].as_i64()),
         (Some("delivered"), Some(2)),
@@ -122,6 +111,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sens_errors_are_permanent_and_keep_the_text() {
+    let clock = test_clock();
     let db = TestDb::new(Db::Sqlite).await;
     let sens = SensServer::start().await;
     let app = spawn_on(
@@ -130,7 +120,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
             with_sens(c, &sens);
             c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from("not-the-secret"));
         },
-        |b| b,
+        |b| b.clock(clock.clone()),
     )
     .await;
     let id = send(
@@ -138,7 +128,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
         json!({"notificationType": "SMS", "to": ["01012345678"], "content": "x"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(d["status"], "dead");
     assert_eq!(d["attempts"], 1, "a 401 is not retried");
     assert!(
@@ -156,7 +146,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
             with_sens(c, &sens);
             c.channels.sens.sens_from = Some("0299999999".into());
         },
-        |b| b,
+        |b| b.clock(clock.clone()),
     )
     .await;
     let id = send(
@@ -164,7 +154,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
         json!({"notificationType": "SMS", "to": ["01012345678"], "content": "x"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(d["status"], "dead");
     assert!(
         d["lastError"]
@@ -177,13 +167,13 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
     // 429 retries.
     sens.state.fail_next.lock().unwrap().push_back(Some(429));
     app.stop().await;
-    let app = spawn_on(&db.url, |c| with_sens(c, &sens), |b| b).await;
+    let app = spawn_on(&db.url, |c| with_sens(c, &sens), |b| b.clock(clock.clone())).await;
     let id = send(
         &app,
         json!({"notificationType": "SMS", "to": ["01012345678"], "content": "x"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["attempts"].as_i64()),
         (Some("delivered"), Some(2)),
@@ -194,6 +184,7 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_uses_the_registry_and_fcm_errors() {
+    let clock = test_clock();
     let db = TestDb::new(Db::MariaDb).await;
     let fcm = FcmServer::start().await;
     let app = spawn_on(
@@ -209,7 +200,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
             c.channels.fcm.fcm_base_url = fcm.base_url.clone();
             c.channels.fcm.fcm_token_url = Some(fcm.token_url.clone());
         },
-        |b| b,
+        |b| b.clock(clock.clone()),
     )
     .await;
 
@@ -244,7 +235,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
     // One 503 for flaky-c; unregistered-b is dead.
     fcm.fail("flaky-c", &[503]);
     let id = send(&app, json!({"notificationType": "PUSH", "userId": "42", "title": "주문", "body": "배송이 시작되었습니다", "data": {"orderId": "1042"}})).await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["attempts"].as_i64(), d["dryRun"].as_bool()),
         (Some("delivered"), Some(2), Some(false)),
@@ -280,7 +271,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
         json!({"notificationType": "PUSH", "tokens": ["malformed-x"], "title": "t"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(d["status"], "dead");
     assert!(d["lastError"].as_str().unwrap().contains("INVALID_ARGUMENT"), "{d}");
     // A user without devices.
@@ -289,7 +280,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
         json!({"notificationType": "PUSH", "userId": "nobody", "title": "t"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert!(
         d["lastError"].as_str().unwrap().contains("no registered devices"),
         "{d}"
@@ -316,6 +307,7 @@ async fn push_uses_the_registry_and_fcm_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_webhooks_by_name_with_429_retry() {
+    let clock = test_clock();
     let db = TestDb::new(Db::Sqlite).await;
     let slack = SlackServer::start().await;
     let hook = |name: &str, path: &str| allim::channels::slack::SlackWebhook {
@@ -327,20 +319,25 @@ async fn slack_webhooks_by_name_with_429_retry() {
         hook("ops", "T0OPS"),
         hook("gone", "XXREVOKED"),
     ];
-    let app = spawn_on(&db.url, |c| c.channels.slack.slack_webhooks = hooks, |b| b).await;
+    let app = spawn_on(
+        &db.url,
+        |c| c.channels.slack.slack_webhooks = hooks,
+        |b| b.clock(clock.clone()),
+    )
+    .await;
     let id = send(
         &app,
         json!({"notificationType": "SLACK", "text": "deploy done", "channel": "ops"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["attempts"].as_i64()),
         (Some("delivered"), Some(2)),
         "429 then ok: {d}"
     );
     let id = send(&app, json!({"notificationType": "SLACK", "text": "to default"})).await;
-    settled(&app, &id).await;
+    settled(&app, &clock, &id).await;
     let posted = slack.posted();
     assert_eq!(
         posted,
@@ -354,7 +351,7 @@ async fn slack_webhooks_by_name_with_429_retry() {
         json!({"notificationType": "SLACK", "text": "x", "channel": "gone"}),
     )
     .await;
-    let d = settled(&app, &id).await;
+    let d = settled(&app, &clock, &id).await;
     assert_eq!(
         (d["status"].as_str(), d["lastError"].as_str()),
         (Some("dead"), Some("Slack 404: no_service"))
@@ -374,15 +371,16 @@ async fn slack_webhooks_by_name_with_429_retry() {
 
 #[tokio::test]
 async fn without_credentials_channels_are_dry_runs() {
+    let clock = test_clock();
     let db = TestDb::new(Db::Sqlite).await;
-    let app = spawn_on(&db.url, |_| {}, |b| b).await;
+    let app = spawn_on(&db.url, |_| {}, |b| b.clock(clock.clone())).await;
     for body in [
         json!({"notificationType": "SMS", "to": ["01012345678"], "content": "x"}),
         json!({"notificationType": "PUSH", "tokens": ["t1"], "title": "x"}),
         json!({"notificationType": "SLACK", "text": "x", "channel": "anything"}),
     ] {
         let id = send(&app, body).await;
-        let d = settled(&app, &id).await;
+        let d = settled(&app, &clock, &id).await;
         assert_eq!(
             (d["status"].as_str(), d["dryRun"].as_bool()),
             (Some("delivered"), Some(true)),

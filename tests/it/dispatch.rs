@@ -9,7 +9,7 @@ use allim::channels::SendOutcome;
 use serde_json::{Value, json};
 
 use crate::both;
-use crate::helpers::{Db, TestApp, TestDb, json, spawn_on};
+use crate::helpers::{Db, TestApp, TestDb, json, spawn_on, test_clock};
 use crate::support::{ScriptedChannel, eventually, retry};
 
 async fn with_push(
@@ -145,14 +145,19 @@ async fn exhaustion_goes_dead_then_redrive(db: Db) {
 
 async fn scheduled_in_app_is_released(db: Db) {
     let test_db = TestDb::new(db).await;
-    let app = spawn_on(&test_db.url, |_| {}, |b| b).await;
-    let at = (chrono::Utc::now() + chrono::Duration::milliseconds(800)).to_rfc3339();
+    let clock = test_clock();
+    let app = spawn_on(&test_db.url, |_| {}, |b| b.clock(clock.clone())).await;
+    let due = clock.now_ms() + 3_600_000;
+    let at = chrono::DateTime::from_timestamp_millis(due).unwrap().to_rfc3339();
     let id = send(
         &app,
         &json!({"notificationType": "APP_NOTIFICATION", "userId": "s1", "title": "later", "deliverAt": at}),
     )
     .await;
     assert_eq!(app.get_ok("/v1/users/s1/notifications").await["items"], json!([]));
+    assert_eq!(app.get_ok(&format!("/v1/deliveries/{id}")).await["status"], "pending");
+    // An hour later, on the app's clock: released.
+    clock.set(due);
     let d = wait_status(&app, &id, "delivered").await;
     assert_eq!(d["attempts"], 1);
     let page = app.get_ok("/v1/users/s1/notifications").await;
@@ -168,13 +173,25 @@ async fn expired_lease_is_taken_over() {
     // First process: no dispatcher; a "ghost" leases the row and never finishes.
     let ingest = spawn_on(&test_db.url, |c| c.dispatch.dispatch = false, |b| b).await;
     let id = send(&ingest, &push_body()).await;
+    let clock = test_clock();
     let claimed = ingest
         .store
-        .claim_due("ghost", allim::clock::Clock::system().now_ms(), 700, 10, &["PUSH"])
+        .claim_due("ghost", clock.now_ms(), 60_000, 10, &["PUSH"])
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    let worker = with_push(&test_db.url, &push, |_| {}).await;
+    // The worker's clock passes the ghost's lease (a live lease is never taken: a unit test).
+    clock.advance(Duration::from_secs(61));
+    let push_channel = push.clone();
+    let worker = spawn_on(
+        &test_db.url,
+        |_| {},
+        |b| {
+            b.channel(NotificationType::Push, Arc::new(push_channel))
+                .clock(clock.clone())
+        },
+    )
+    .await;
     let d = wait_status(&worker, &id, "delivered").await;
     assert_eq!(d["attempts"], 2, "the ghost's attempt counts");
     assert_eq!(push.calls(), vec![id]);
@@ -184,7 +201,7 @@ async fn expired_lease_is_taken_over() {
         .finish(
             d["id"].as_str().unwrap(),
             "ghost",
-            allim::clock::Clock::system().now_ms(),
+            clock.now_ms(),
             &allim::store::Finish::Dead { error: "late".into() },
         )
         .await

@@ -126,6 +126,33 @@ pub async fn spawn_app_with(db: Db, configure: impl FnOnce(&mut Config)) -> Test
     app
 }
 
+/// A manual clock for an app under test, starting at the real now (providers such as the SENS
+/// stand-in check request times).
+pub fn test_clock() -> allim::clock::Clock {
+    allim::clock::Clock::manual(allim::clock::Clock::system().now_ms())
+}
+
+/// Waits until a delivery is delivered or dead. `clock` is the app's manual clock: when the
+/// delivery failed and waits for a retry, the clock is moved to the retry time instead of the
+/// test waiting for it.
+pub async fn settled(app: &TestApp, clock: &allim::clock::Clock, id: &str) -> Value {
+    let path = format!("/v1/deliveries/{id}");
+    crate::support::eventually(std::time::Duration::from_secs(20), &format!("{id} settles"), || async {
+        let d = app.get_ok(&path).await;
+        if d["status"] == "failed"
+            && let Some(next) = d["nextAttemptAt"].as_str()
+        {
+            let at = chrono::DateTime::parse_from_rfc3339(next).unwrap().timestamp_millis();
+            if at > clock.now_ms() {
+                clock.set(at);
+            }
+        }
+        matches!(d["status"].as_str(), Some("delivered" | "dead"))
+    })
+    .await;
+    app.get_ok(&path).await
+}
+
 /// As [`spawn_app`], on a clock the test moves.
 pub async fn spawn_app_clocked(db: Db, clock: allim::clock::Clock) -> TestApp {
     let test_db = TestDb::new(db).await;

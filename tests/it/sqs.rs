@@ -339,9 +339,12 @@ async fn two_processes_share_queue_and_database() {
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
     let push = crate::support::ScriptedChannel::default();
+    // Both processes share one clock the test moves (as tasks share the wall clock).
+    let clock = crate::helpers::test_clock();
     let start = |push: crate::support::ScriptedChannel| {
         let queue = queue.clone();
         let url = test_db.url.clone();
+        let clock = clock.clone();
         async move {
             spawn_on(
                 &url,
@@ -349,6 +352,7 @@ async fn two_processes_share_queue_and_database() {
                 |b| {
                     b.sqs_client(sqs_client())
                         .channel(allim::channels::NotificationType::Push, std::sync::Arc::new(push))
+                        .clock(clock)
                 },
             )
             .await
@@ -356,7 +360,8 @@ async fn two_processes_share_queue_and_database() {
     };
     let a = start(push.clone()).await;
     let b = start(push.clone()).await;
-    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let due = clock.now_ms() + 3_600_000;
+    let soon = chrono::DateTime::from_timestamp_millis(due).unwrap().to_rfc3339();
     let mut bodies: Vec<String> = Vec::new();
     for i in 0..40 {
         bodies.push(app_body("u6", &format!("now{i}")));
@@ -365,6 +370,17 @@ async fn two_processes_share_queue_and_database() {
         bodies.push(json!({"notificationType": "PUSH", "tokens": [format!("tok{i}")], "title": "t"}).to_string());
     }
     send_all(&client, &queue, &bodies, None).await;
+    eventually(Duration::from_secs(60), "80 delivered and 40 scheduled", || async {
+        a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
+            .await
+            == 80
+            && a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'")
+                .await
+                == 40
+    })
+    .await;
+    // The scheduled time comes, on both processes' clock.
+    clock.set(due);
     eventually(Duration::from_secs(60), "120 deliveries delivered", || async {
         a.count("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'")
             .await
