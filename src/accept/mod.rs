@@ -18,7 +18,7 @@ use crate::channels::in_app::inbox_row;
 use crate::channels::{ChannelArgs, Notification, NotificationType};
 use crate::clock::Clock;
 use crate::contract::ContractError;
-use crate::store::{self, DeliveryStatus, NewDelivery, NewInbox, Store, StoreError};
+use crate::store::{self, DeliveryStatus, InboxRow, NewDelivery, Store, StoreError};
 
 /// Why the accept path could not store a batch. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +115,7 @@ const GROUP_MAX: usize = 500;
 /// The rows one entry turns into.
 struct Planned {
     delivery: NewDelivery,
-    inbox: Option<NewInbox>,
+    inbox: Option<InboxRow>,
 }
 
 impl Acceptor {
@@ -289,7 +289,7 @@ impl Acceptor {
     /// Writes the planned rows in one transaction.
     async fn commit(&self, planned: &[Planned]) -> Result<(), StoreError> {
         let deliveries: Vec<&NewDelivery> = planned.iter().map(|p| &p.delivery).collect();
-        let inbox: Vec<&NewInbox> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
+        let inbox: Vec<&InboxRow> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
         let mut tx = self.store.begin().await?;
         store::insert_deliveries(&mut tx, &deliveries).await?;
         if !inbox.is_empty() {

@@ -32,7 +32,7 @@ use crate::channels::slack::Slack;
 use crate::clock::{Clock, duration_ms, format_ms, human};
 use crate::store::alarms::{self as q, AlarmEventRow, AlarmStateRow, SilenceRow};
 use crate::store::{self, NewDelivery, Store, StoreResult, Tx};
-use crate::telemetry::SharedMetrics;
+use crate::telemetry::{SharedMetrics, short_hash};
 
 /// What became of one alarm notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,12 +414,7 @@ fn truncate_key(key: &str) -> String {
     if key.chars().count() <= 255 {
         return key.to_string();
     }
-    use sha2::{Digest, Sha256};
-    let digest: String = Sha256::digest(key.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = short_hash(key);
     let head: String = key.chars().take(200).collect();
     format!("{head}#{digest}")
 }

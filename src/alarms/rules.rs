@@ -379,7 +379,7 @@ pub fn fit_sms(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const RULES: &str = r#"
@@ -395,7 +395,8 @@ sms = ["010-1234-5678"]
 quiet_hours = { from = "00:00", to = "07:00" }
 "#;
 
-    fn alarm(name: &str, state: AlarmState) -> Alarm {
+    /// An alarm of `name` changing to `state` at 10:31 KST.
+    pub(crate) fn alarm(name: &str, state: AlarmState) -> Alarm {
         Alarm {
             name: name.into(),
             account: "123456789012".into(),

@@ -37,17 +37,8 @@ async fn router(clock: &Clock) -> (Store, AlarmRouter) {
 /// An alarm of `api-5xx` changing to `state` at `at` (RFC 3339).
 fn alarm(state: AlarmState, at: &str) -> Alarm {
     Alarm {
-        name: "api-5xx".into(),
-        account: "123456789012".into(),
-        region: "ap-northeast-2".into(),
-        arn: None,
-        state,
-        old_state: None,
-        reason: String::new(),
         changed_at: chrono::DateTime::parse_from_rfc3339(at).unwrap(),
-        value: Some(12.0),
-        threshold: Some(5.0),
-        comparison: Some("GreaterThanThreshold".into()),
+        ..super::rules::tests::alarm("api-5xx", state)
     }
 }
 

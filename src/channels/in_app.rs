@@ -7,8 +7,6 @@
 
 use std::sync::Arc;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,7 +14,7 @@ use utoipa::ToSchema;
 use super::{Channel, Deps, Job, Kind, SendOutcome};
 use crate::clock::Clock;
 use crate::contract::{ContractError, check_object, check_opt, check_text, check_user_id, limits};
-use crate::store::{self, NewInbox, Store};
+use crate::store::{self, InboxRow, Store};
 
 pub const CATEGORY_MAX: usize = 64;
 pub const LINK_MAX: usize = 2048;
@@ -95,8 +93,8 @@ impl Kind for AppNotification {
 }
 
 /// The inbox row for an in-app notification (at accept time, or when a scheduled one is due).
-pub fn inbox_row(delivery_id: &str, n: &AppNotification, now: i64) -> NewInbox {
-    NewInbox {
+pub fn inbox_row(delivery_id: &str, n: &AppNotification, now: i64) -> InboxRow {
+    InboxRow {
         id: store::new_id(),
         delivery_id: delivery_id.to_string(),
         user_id: n.user_id.clone(),
@@ -106,6 +104,7 @@ pub fn inbox_row(delivery_id: &str, n: &AppNotification, now: i64) -> NewInbox {
         link: n.link.clone(),
         data: n.data.as_ref().map(|d| d.to_string()),
         created_at: now,
+        read_at: None,
     }
 }
 
@@ -137,12 +136,4 @@ impl InApp {
     }
 }
 
-impl Channel for InApp {
-    fn name(&self) -> &'static str {
-        "in_app"
-    }
-
-    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
-        self.write(job).boxed()
-    }
-}
+super::sender!(InApp, "in_app", write);

@@ -215,6 +215,38 @@ impl SendOutcome {
     }
 }
 
+/// The parts of a delivery already sent (SMS chunks, push tokens), so a retry sends only the
+/// rest; or the outcome to return when they cannot be read.
+pub(crate) async fn progress(
+    store: &Store,
+    delivery_id: &str,
+) -> Result<std::collections::HashSet<String>, SendOutcome> {
+    store.parts_done(delivery_id).await.map_err(|e| SendOutcome::Retry {
+        error: format!("reading progress: {e}"),
+        after: None,
+    })
+}
+
+/// Implements [`Channel`] for a sender whose `async fn $method(&self, &Job) -> SendOutcome`
+/// does the work.
+macro_rules! sender {
+    ($ty:ty, $name:literal, $method:ident) => {
+        impl $crate::channels::Channel for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn send<'a>(
+                &'a self,
+                job: &'a $crate::channels::Job,
+            ) -> futures::future::BoxFuture<'a, $crate::channels::SendOutcome> {
+                futures::FutureExt::boxed(self.$method(job))
+            }
+        }
+    };
+}
+pub(crate) use sender;
+
 /// A delivery channel.
 pub trait Channel: Send + Sync {
     /// Short name for logs and metrics (`in_app`, `sms`, …).

@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -213,15 +211,7 @@ impl SlackChannel {
     }
 }
 
-impl Channel for SlackChannel {
-    fn name(&self) -> &'static str {
-        "slack"
-    }
-
-    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
-        self.post(job).boxed()
-    }
-}
+super::sender!(SlackChannel, "slack", post);
 
 #[cfg(test)]
 mod tests {

@@ -296,13 +296,11 @@ impl SqsConsumer {
 
     async fn delete(&self, messages: &[Message]) {
         for chunk in messages.chunks(10) {
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
+            let entries: Vec<_> = handles(chunk)
+                .filter_map(|(id, handle)| {
                     DeleteMessageBatchRequestEntry::builder()
-                        .id(format!("m{i}"))
-                        .receipt_handle(m.receipt_handle()?)
+                        .id(id)
+                        .receipt_handle(handle)
                         .build()
                         .ok()
                 })
@@ -338,13 +336,11 @@ impl SqsConsumer {
     /// Sets the batch's visibility so it returns when the consumer tries again.
     async fn make_visible_after(&self, messages: &[Message], wait: Duration) {
         for chunk in messages.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
+            let entries: Vec<_> = handles(chunk)
+                .filter_map(|(id, handle)| {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(format!("m{i}"))
-                        .receipt_handle(m.receipt_handle()?)
+                        .id(id)
+                        .receipt_handle(handle)
                         .visibility_timeout(i32::try_from(wait.as_secs()).unwrap_or(30))
                         .build()
                         .ok()
@@ -362,4 +358,12 @@ impl SqsConsumer {
             }
         }
     }
+}
+
+/// (`m<i>`, receipt handle) for each message of a chunk: the entries of the batch calls.
+fn handles(chunk: &[Message]) -> impl Iterator<Item = (String, &str)> {
+    chunk
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((format!("m{i}"), m.receipt_handle()?)))
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::{Store, StoreError, StoreResult, Tx, with_pool, with_tx};
+use super::{InboxRow, Store, StoreError, StoreResult, Tx, with_pool, with_tx};
 
 /// Status of a delivery row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -68,20 +68,6 @@ pub struct NewDelivery {
     pub now: i64,
 }
 
-/// An inbox row to insert.
-#[derive(Debug, Clone)]
-pub struct NewInbox {
-    pub id: String,
-    pub delivery_id: String,
-    pub user_id: String,
-    pub category: Option<String>,
-    pub title: String,
-    pub body: Option<String>,
-    pub link: Option<String>,
-    pub data: Option<String>,
-    pub created_at: i64,
-}
-
 /// A delivery as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
@@ -135,13 +121,13 @@ pub async fn insert_deliveries<R: Borrow<NewDelivery>>(tx: &mut Tx, rows: &[R]) 
 }
 
 /// Inserts inbox rows, 500 per multi-row statement, inside the caller's transaction.
-pub async fn insert_inbox<R: Borrow<NewInbox>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
+pub async fn insert_inbox<R: Borrow<InboxRow>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         with_tx!(tx, conn => {
             let mut q = QueryBuilder::new(
                 "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at) ",
             );
-            q.push_values(chunk.iter().map(Borrow::borrow), |mut b, r: &NewInbox| {
+            q.push_values(chunk.iter().map(Borrow::borrow), |mut b, r: &InboxRow| {
                 b.push_bind(r.id.as_str())
                     .push_bind(r.delivery_id.as_str())
                     .push_bind(r.user_id.as_str())

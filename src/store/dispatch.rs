@@ -129,44 +129,35 @@ impl Store {
 
     /// Records the end of an attempt. Returns false if `owner` no longer held the lease.
     pub async fn finish(&self, id: &str, owner: &str, now: i64, finish: &Finish) -> StoreResult<bool> {
-        let done = with_pool!(self, p => match finish {
-            Finish::Delivered { dry_run } => sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', delivered_at = ?, dry_run = ?, last_error = NULL, \
-                 next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ? \
-                 WHERE id = ? AND lease_owner = ?",
-            )
-            .bind(now)
-            .bind(i64::from(*dry_run))
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(p)
-            .await?
-            .rows_affected(),
-            Finish::Retry { error, at } => sqlx::query(
-                "UPDATE deliveries SET status = 'failed', next_attempt_at = ?, last_error = ?, \
-                 lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
-            )
-            .bind(*at)
-            .bind(error.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(p)
-            .await?
-            .rows_affected(),
-            Finish::Dead { error } => sqlx::query(
-                "UPDATE deliveries SET status = 'dead', next_attempt_at = NULL, last_error = ?, \
-                 lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
-            )
-            .bind(error.as_str())
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(p)
-            .await?
-            .rows_affected(),
-        });
+        // (status, delivered_at, dry_run, next_attempt_at, last_error); `None` in the first
+        // three keeps what the row has.
+        let (status, delivered_at, dry_run, next_attempt_at, last_error) = match finish {
+            Finish::Delivered { dry_run } => (
+                DeliveryStatus::Delivered,
+                Some(now),
+                Some(i64::from(*dry_run)),
+                None,
+                None,
+            ),
+            Finish::Retry { error, at } => (DeliveryStatus::Failed, None, None, Some(*at), Some(error.as_str())),
+            Finish::Dead { error } => (DeliveryStatus::Dead, None, None, None, Some(error.as_str())),
+        };
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
+             dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
+        )
+        .bind(status.as_str())
+        .bind(delivered_at)
+        .bind(dry_run)
+        .bind(next_attempt_at)
+        .bind(last_error)
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(p)
+        .await?
+        .rows_affected());
         Ok(done == 1)
     }
 

@@ -23,7 +23,7 @@ mod inbox;
 pub mod rds;
 
 pub use args::{DbArgs, redact_url};
-pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, NewInbox, insert_deliveries, insert_inbox};
+pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};

@@ -5,20 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::Push;
 use crate::channels::http::{Limiter, limiter, retry_after, transport_error, truncate};
-use crate::channels::{Channel, Job, Notification, SendOutcome};
+use crate::channels::{Channel, Job, Notification, SendOutcome, progress};
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::telemetry::mask;
+use crate::telemetry::{mask, short_hash};
 
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -221,21 +218,16 @@ impl Fcm {
                 ),
             };
         }
-        let done = match self.store.parts_done(&job.delivery_id).await {
-            Ok(d) => d,
-            Err(e) => {
-                return SendOutcome::Retry {
-                    error: format!("reading progress: {e}"),
-                    after: None,
-                };
-            }
+        let done = match progress(&self.store, &job.delivery_id).await {
+            Ok(done) => done,
+            Err(outcome) => return outcome,
         };
         let mut sent = 0usize;
         let mut gone = Vec::new();
         let mut retry: Option<(String, Option<Duration>)> = None;
         let mut permanent = Vec::new();
         for token in &tokens {
-            let part = format!("fcm:{}", token_hash(token));
+            let part = format!("fcm:{}", short_hash(token));
             if done.contains(&part) {
                 sent += 1;
                 continue;
@@ -360,21 +352,7 @@ fn classify(status: u16, body: &str, after: Option<Duration>) -> TokenResult {
     }
 }
 
-/// A short, stable name for a token (tokens are long and are secrets of a kind).
-fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-impl Channel for Fcm {
-    fn name(&self) -> &'static str {
-        "push"
-    }
-
-    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
-        self.send_push(job).boxed()
-    }
-}
+crate::channels::sender!(Fcm, "push", send_push);
 
 #[cfg(test)]
 mod tests {

@@ -12,8 +12,6 @@ pub mod korean;
 use std::sync::Arc;
 
 use base64::Engine;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -21,7 +19,7 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::http::{Limiter, check_rate, check_url, limiter, outcome_of_status, retry_after, transport_error, truncate};
-use super::{Channel, Deps, Job, Kind, SendOutcome};
+use super::{Channel, Deps, Job, Kind, SendOutcome, progress};
 use crate::clock::Clock;
 use crate::contract::{ContractError, check_text};
 use crate::store::Store;
@@ -246,14 +244,9 @@ impl Sens {
                 "sms dry run (no SENS keys configured): not sent");
             return SendOutcome::Delivered { dry_run: true };
         };
-        let done = match self.store.parts_done(&job.delivery_id).await {
-            Ok(d) => d,
-            Err(e) => {
-                return SendOutcome::Retry {
-                    error: format!("reading progress: {e}"),
-                    after: None,
-                };
-            }
+        let done = match progress(&self.store, &job.delivery_id).await {
+            Ok(done) => done,
+            Err(outcome) => return outcome,
         };
         let path = format!("/sms/v2/services/{}/messages", cfg.service_id);
         let url = format!("{}{path}", cfg.base_url.trim_end_matches('/'));
@@ -338,15 +331,7 @@ pub fn error_text(body: &str) -> String {
     truncate(body.trim(), 300)
 }
 
-impl Channel for Sens {
-    fn name(&self) -> &'static str {
-        "sms"
-    }
-
-    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
-        self.send_sms(job).boxed()
-    }
-}
+super::sender!(Sens, "sms", send_sms);
 
 #[cfg(test)]
 mod tests {
