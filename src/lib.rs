@@ -42,7 +42,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::accept::Acceptor;
@@ -53,7 +52,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::ingress::sns::SnsVerifier;
 use crate::ingress::sqs::{ConsumerHealth, SqsConsumer};
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Store, Wake};
 use crate::telemetry::{Metrics, SharedMetrics};
 
 /// Everything a handler may need; cheap to clone.
@@ -65,7 +64,7 @@ pub struct AppState {
     pub api: Arc<ApiArgs>,
     pub metrics: SharedMetrics,
     /// Wakes the dispatcher (after a redrive).
-    pub wake: Arc<Notify>,
+    pub wake: Wake,
     /// The SQS consumer's view of the database, for `/readyz`.
     pub consumer: Arc<ConsumerHealth>,
     /// The SNS webhook's verifier; `None` when no topic is allowed.
@@ -127,7 +126,7 @@ impl ApplicationBuilder {
             .await
             .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.api.listen))?;
         let metrics = Arc::new(Metrics::new());
-        let wake = Arc::new(Notify::new());
+        let wake = Wake::default();
         // Group commit: one writer for SQLite (one connection anyway), a few for MySQL.
         let writers = match store.backend() {
             Backend::Sqlite => 1,
@@ -163,6 +162,7 @@ impl ApplicationBuilder {
                 store.clone(),
                 Arc::new(channels),
                 config.dispatch.clone(),
+                &config.channels,
                 metrics.clone(),
                 wake.clone(),
                 clock.clone(),

@@ -10,7 +10,7 @@ pub mod parse;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 pub use parse::{Validated, parse_notification, parse_value};
 
@@ -18,7 +18,7 @@ use crate::channels::in_app::inbox_row;
 use crate::channels::{ChannelArgs, Notification, NotificationType};
 use crate::clock::Clock;
 use crate::contract::ContractError;
-use crate::store::{self, DeliveryStatus, InboxRow, NewDelivery, Store, StoreError};
+use crate::store::{self, DeliveryStatus, InboxRow, NewDelivery, Store, StoreError, Wake};
 
 /// Why the accept path could not store a batch. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ pub struct Outcome {
 pub struct Acceptor {
     store: Store,
     /// Woken when something due now was stored, so the dispatcher need not wait its interval.
-    wake: Arc<Notify>,
+    wake: Wake,
     /// The channels' settings, for the checks that depend on them (e.g. Slack webhook names).
     settings: Arc<ChannelArgs>,
     clock: Clock,
@@ -119,7 +119,7 @@ struct Planned {
 }
 
 impl Acceptor {
-    pub fn new(store: Store, wake: Arc<Notify>, settings: Arc<ChannelArgs>, clock: Clock) -> Self {
+    pub fn new(store: Store, wake: Wake, settings: Arc<ChannelArgs>, clock: Clock) -> Self {
         Acceptor {
             store,
             wake,
@@ -200,7 +200,7 @@ impl Acceptor {
 
     /// Wakes the dispatcher (after rows were written outside [`Acceptor::accept`]).
     pub fn wake_dispatcher(&self) {
-        self.wake.notify_one();
+        self.wake.raise();
     }
 
     /// Parses and validates a body: the message contract plus the configuration's rules.
@@ -281,7 +281,7 @@ impl Acceptor {
             Err(e) => Err(e.into()),
         };
         if due_now && result.is_ok() {
-            self.wake.notify_one();
+            self.wake.raise();
         }
         result
     }

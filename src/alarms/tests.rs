@@ -25,7 +25,7 @@ async fn router(clock: &Clock) -> (Store, AlarmRouter) {
     let store = Store::memory().await;
     let acceptor = Acceptor::new(
         store.clone(),
-        Arc::new(tokio::sync::Notify::new()),
+        crate::store::Wake::default(),
         Arc::new(crate::settings::defaults::<ChannelArgs>()),
         clock.clone(),
     );

@@ -228,7 +228,7 @@ pub async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> A
             "delivery {id} changed while redriving; look again"
         )));
     }
-    state.wake.notify_one();
+    state.wake.raise();
     Ok(Json(Redriven {
         id,
         status: DeliveryStatus::Pending,
@@ -285,7 +285,7 @@ pub async fn redrive_bulk(State(state): State<AppState>, RawBody(body): RawBody)
         .redrive_matching(&filter, state.clock.now_ms(), limit)
         .await?;
     if redriven > 0 {
-        state.wake.notify_one();
+        state.wake.raise();
     }
     Ok(Json(BulkRedriven { redriven }))
 }

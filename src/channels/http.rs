@@ -84,8 +84,9 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// The outcome of a provider's HTTP answer: 2xx delivered; 429 and 5xx retry (after
-/// `Retry-After` when given); any other status is permanent. `detail` is the provider's error
-/// text, kept (shortened) in `last_error`.
+/// `Retry-After` when given); 401 and 403 are allim's credentials refused (the lane pauses);
+/// any other status is permanent. `detail` is the provider's error text, kept (shortened) in
+/// `last_error`.
 pub fn outcome_of_status(provider: &str, status: StatusCode, detail: &str, after: Option<Duration>) -> SendOutcome {
     if status.is_success() {
         return SendOutcome::Delivered { dry_run: false };
@@ -93,6 +94,8 @@ pub fn outcome_of_status(provider: &str, status: StatusCode, detail: &str, after
     let error = format!("{provider} {}: {}", status.as_u16(), truncate(detail, 300));
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         SendOutcome::Retry { error, after }
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        SendOutcome::Credentials { error }
     } else {
         SendOutcome::Permanent { error }
     }
@@ -136,6 +139,10 @@ mod tests {
         assert!(matches!(
             outcome_of_status("X", StatusCode::BAD_GATEWAY, "", None),
             SendOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            outcome_of_status("SENS", StatusCode::UNAUTHORIZED, "Authentication Failed", None),
+            SendOutcome::Credentials { .. }
         ));
         assert_eq!(
             outcome_of_status("Slack", StatusCode::NOT_FOUND, "no_service", None),

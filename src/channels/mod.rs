@@ -56,6 +56,12 @@ pub trait Settings: clap::Args + clap::FromArgMatches + Debug + Clone {
     fn validate(&self) -> anyhow::Result<()>;
     /// How the channel runs with these settings, for the start-up line (`sens`, `dry-run`, …).
     fn mode(&self) -> &'static str;
+    /// The most provider calls per second (per key where the channel limits per key); `None`
+    /// when the channel calls no provider. The dispatcher claims only what it can send within
+    /// the lease at this rate.
+    fn rate_per_sec(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// What channels are built from.
@@ -153,6 +159,13 @@ macro_rules! channel_list {
                 Ok(())
             }
 
+            /// The lane rate of a notification type's channel (see [`Settings::rate_per_sec`]).
+            pub fn rate_per_sec(&self, kind: NotificationType) -> Option<f64> {
+                match kind {
+                    $( NotificationType::$variant => Settings::rate_per_sec(&self.$module), )+
+                }
+            }
+
             /// (channel, mode) for the start-up line.
             pub fn modes(&self) -> Vec<(&'static str, &'static str)> {
                 vec![$( (stringify!($module), Settings::mode(&self.$module)) ),+]
@@ -190,6 +203,38 @@ pub struct Job {
     /// 1 on the first attempt.
     pub attempt: i64,
     pub notification: Notification,
+    /// The dispatcher's lease on the row; `None` when nothing else could send it (tests).
+    pub lease: Option<LeaseProbe>,
+}
+
+impl Job {
+    /// Whether this task still holds the row: a channel asks right before each provider call
+    /// and answers [`SendOutcome::LeaseLost`] when it does not, so a row another task has
+    /// taken over is never sent twice from here. A database error counts as "not held".
+    pub async fn still_ours(&self) -> bool {
+        match &self.lease {
+            None => true,
+            Some(l) => l
+                .store
+                .holds_lease(&self.delivery_id, &l.owner, l.clock.now_ms())
+                .await
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// What a channel needs to check the row's lease.
+#[derive(Clone)]
+pub struct LeaseProbe {
+    pub store: Store,
+    pub owner: String,
+    pub clock: Clock,
+}
+
+impl Debug for LeaseProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeaseProbe({})", self.owner)
+    }
 }
 
 /// What a channel made of one attempt.
@@ -201,6 +246,11 @@ pub enum SendOutcome {
     Retry { error: String, after: Option<Duration> },
     /// It can never succeed as it is (bad number, unregistered token, 4xx): do not retry.
     Permanent { error: String },
+    /// The provider refused allim's credentials (401/403): nothing is wrong with the message.
+    /// The lane pauses with back-off and the delivery keeps its attempt.
+    Credentials { error: String },
+    /// This task no longer holds the row's lease; another task owns it. Nothing is recorded.
+    LeaseLost,
 }
 
 impl SendOutcome {
@@ -225,6 +275,29 @@ pub(crate) async fn progress(
         error: format!("reading progress: {e}"),
         after: None,
     })
+}
+
+/// Records that a part of a delivery reached the provider, so that no retry sends it again.
+/// The part was sent: losing this record means a duplicate later, so a failing write is tried
+/// again (with back-off, for up to about 30 s) before it is given up with an error line.
+pub(crate) async fn record_part(store: &Store, clock: &Clock, delivery_id: &str, part: &str) {
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match store.mark_part_done(delivery_id, part, clock.now_ms()).await {
+            Ok(()) => return,
+            Err(e) if tries >= 6 => {
+                tracing::error!(delivery = %delivery_id, part, error = %e,
+                    "sent, but the progress could not be recorded; a retry may send this part again");
+                return;
+            }
+            Err(e) => {
+                let wait = crate::clock::backoff(tries, Duration::from_millis(500), Duration::from_secs(10), 1.0);
+                tracing::warn!(delivery = %delivery_id, part, error = %e, retry_in = ?wait, "recording progress failed; trying again");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 /// Implements [`Channel`] for a sender whose `async fn $method(&self, &Job) -> SendOutcome`

@@ -110,6 +110,10 @@ impl super::Settings for Settings {
         Ok(())
     }
 
+    fn rate_per_sec(&self) -> Option<f64> {
+        Some(self.slack_rate_per_sec)
+    }
+
     fn mode(&self) -> &'static str {
         if self.slack_webhooks.is_empty() {
             "dry-run"
@@ -189,6 +193,9 @@ impl SlackChannel {
             };
         };
         self.limiter.until_key_ready(&name.to_string()).await;
+        if !job.still_ours().await {
+            return SendOutcome::LeaseLost;
+        }
         let res = match self
             .http
             .post(url.expose_secret())

@@ -1,27 +1,31 @@
-//! The dispatcher: moves due deliveries to their channels.
+//! The dispatcher: moves due deliveries to their channels, one lane per channel.
 //!
-//! One step ([`Dispatcher::step`]) claims a batch of due rows with a lease, sends each through
-//! its channel (several at once), and records the outcome: `delivered`; `failed` with a retry
-//! time (exponential backoff with jitter, or the provider's `Retry-After`); or `dead` after
-//! the last attempt or on a permanent error. [`Dispatcher::run`] is the thin loop around it,
-//! woken early when the accept path stores something due now.
+//! A lane ([`lane::Lane`]) claims its channel's due rows with a lease and sends them at the
+//! channel's own rate and concurrency, so a slow or failing provider never delays another
+//! channel. Across tasks, one task at a time holds a channel's lane (a lease in the `lanes`
+//! table), so the channel's rate limit holds for the whole service. A lane claims only what it
+//! can send within half a row lease at its rate, renews the leases of rows in flight, and the
+//! channel checks the lease right before each provider call; each outcome is recorded as
+//! `delivered`; `failed` with a retry time (exponential backoff with jitter, or the provider's
+//! `Retry-After`); `dead` after the last attempt or on a permanent error; or — when the
+//! provider refuses allim's credentials — back in the queue without using an attempt while the
+//! lane pauses.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use futures::StreamExt;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
-use crate::accept::parse_notification;
-use crate::channels::{Channels, Job, SendOutcome};
-use crate::clock::{Clock, backoff, duration_ms};
-use crate::settings::parse_duration;
-use crate::store::{self, DeliveryRow, Finish, Store};
-use crate::telemetry::SharedMetrics;
-
+mod lane;
 #[cfg(test)]
 mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::{ChannelArgs, Channels, SendOutcome};
+use crate::clock::{Clock, backoff, duration_ms};
+use crate::settings::parse_duration;
+use crate::store::{self, Finish, Store, StoreError, Wake};
+use crate::telemetry::SharedMetrics;
+use lane::Lane;
 
 /// The dispatcher's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,15 +38,17 @@ pub struct DispatchArgs {
     #[arg(long, env = "ALLIM_DISPATCH_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
     pub dispatch_interval: Duration,
 
-    /// Deliveries claimed per dispatcher step.
+    /// Most deliveries a channel's lane claims at once (fewer when its rate cannot send them
+    /// within half a lease).
     #[arg(long, env = "ALLIM_DISPATCH_BATCH", default_value_t = 100, global = true)]
     pub dispatch_batch: u32,
 
-    /// Sends in flight at once.
+    /// Sends in flight at once, per channel.
     #[arg(long, env = "ALLIM_DISPATCH_CONCURRENCY", default_value_t = 32, global = true)]
     pub dispatch_concurrency: usize,
 
-    /// How long a claimed delivery is leased to this process (must exceed the slowest send).
+    /// How long a claim holds a delivery and a task holds a channel's lane; renewed every
+    /// third of it.
     #[arg(long, env = "ALLIM_DISPATCH_LEASE", default_value = "60s", value_parser = parse_duration, global = true)]
     pub dispatch_lease: Duration,
 
@@ -83,36 +89,52 @@ impl DispatchArgs {
     }
 }
 
+/// The lanes of every registered channel.
 #[derive(Clone)]
 pub struct Dispatcher {
+    lanes: Vec<Arc<Lane>>,
     store: Store,
-    channels: Arc<Channels>,
-    config: DispatchArgs,
-    metrics: SharedMetrics,
+    wake: Wake,
+    clock: Clock,
     /// Lease owner name: unique per process.
     owner: String,
-    wake: Arc<Notify>,
-    clock: Clock,
 }
 
 impl Dispatcher {
+    /// One lane per registered channel; `rates` gives each channel's provider rate.
     pub fn new(
         store: Store,
         channels: Arc<Channels>,
         config: DispatchArgs,
+        rates: &ChannelArgs,
         metrics: SharedMetrics,
-        wake: Arc<Notify>,
+        wake: Wake,
         clock: Clock,
     ) -> Self {
         let owner = format!("{}-{}", hostname(), &store::new_id()[24..]);
+        let lanes = channels
+            .kinds()
+            .into_iter()
+            .filter_map(|kind| {
+                let channel = channels.get(kind)?.clone();
+                Some(Arc::new(Lane::new(
+                    kind,
+                    channel,
+                    store.clone(),
+                    config.clone(),
+                    rates.rate_per_sec(kind),
+                    metrics.clone(),
+                    owner.clone(),
+                    clock.clone(),
+                )))
+            })
+            .collect();
         Dispatcher {
+            lanes,
             store,
-            channels,
-            config,
-            metrics,
-            owner,
             wake,
             clock,
+            owner,
         }
     }
 
@@ -120,162 +142,60 @@ impl Dispatcher {
         &self.owner
     }
 
-    /// Runs until `shutdown`: steps while there is work, otherwise waits for a wake-up or
-    /// the interval. On shutdown the current step finishes (the caller bounds it by the
-    /// grace period) and the leases still held are given back.
+    /// Runs every lane until `shutdown`; then the rows in flight finish (the caller bounds
+    /// that by the grace period) and the leases still held are given back.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
-            let wait = match self.step().await {
-                Ok(n) if n >= self.config.dispatch_batch as usize => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures = 0;
-                    self.config.dispatch_interval
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    let wait = backoff(failures, Duration::from_secs(1), Duration::from_secs(30), 1.0);
-                    tracing::warn!(error = %e, retry_in = ?wait, "dispatcher: claiming failed");
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
+        let mut lanes = tokio::task::JoinSet::new();
+        for lane in &self.lanes {
+            lanes.spawn(lane.clone().run(self.wake.subscribe(), shutdown.clone()));
         }
+        while lanes.join_next().await.is_some() {}
         self.release().await;
     }
 
-    /// Gives back the leases this process holds.
+    /// One claim-and-send round of every lane; how many rows were claimed (tests drive this).
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for lane in &self.lanes {
+            n += lane.step().await?;
+        }
+        Ok(n)
+    }
+
+    /// Gives back the row leases (with their attempts) and the lanes this process holds.
     pub async fn release(&self) {
-        match self.store.release_leases(&self.owner, self.clock.now_ms()).await {
+        let now = self.clock.now_ms();
+        match self.store.release_leases(&self.owner, now).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "dispatcher: gave back leases at shutdown"),
             Err(e) => {
                 tracing::warn!(error = %e, "dispatcher: could not give back leases; they expire by themselves")
             }
         }
-    }
-
-    /// Claims one batch of due deliveries and processes it; returns how many were claimed.
-    pub async fn step(&self) -> Result<usize, store::StoreError> {
-        let kinds = self.channels.kinds();
-        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-        let lease_ms = duration_ms(self.config.dispatch_lease);
-        let rows = self
-            .store
-            .claim_due(
-                &self.owner,
-                self.clock.now_ms(),
-                lease_ms,
-                self.config.dispatch_batch,
-                &kinds,
-            )
-            .await?;
-        let n = rows.len();
-        futures::stream::iter(rows)
-            .for_each_concurrent(self.config.dispatch_concurrency, |row| self.process(row))
-            .await;
-        Ok(n)
-    }
-
-    async fn process(&self, row: DeliveryRow) {
-        let gauge = self.metrics.in_flight.with_label_values(&["dispatch"]);
-        gauge.inc();
-        let (channel_name, finish) = self.attempt(&row).await;
-        gauge.dec();
-        let now = self.clock.now_ms();
-        let outcome = match &finish {
-            Finish::Delivered { .. } => "delivered",
-            Finish::Retry { .. } => {
-                self.metrics.retries.with_label_values(&[channel_name]).inc();
-                "retry"
-            }
-            Finish::Dead { .. } => {
-                self.metrics.dead_letters.with_label_values(&[channel_name]).inc();
-                "dead"
-            }
-        };
-        self.metrics
-            .deliveries
-            .with_label_values(&[channel_name, outcome])
-            .inc();
-        match &finish {
-            Finish::Delivered { .. } => {
-                tracing::info!(delivery = %row.id, channel = channel_name, attempt = row.attempts, "delivered")
-            }
-            Finish::Retry { error, at } => {
-                tracing::warn!(delivery = %row.id, channel = channel_name, attempt = row.attempts, %error, retry_in_ms = at - now, "delivery failed; will retry")
-            }
-            Finish::Dead { error } => {
-                tracing::warn!(delivery = %row.id, channel = channel_name, attempt = row.attempts, %error, "delivery dead")
-            }
+        for lane in &self.lanes {
+            lane.release(now).await;
         }
-        match self.store.finish(&row.id, &self.owner, now, &finish).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(delivery = %row.id, "lease lost before the outcome was recorded; another process owns it now")
-            }
-            // The lease expires and the row is attempted again (at least once, never lost).
-            Err(e) => {
-                tracing::error!(delivery = %row.id, error = %e, "could not record the outcome; the row will be retried after its lease")
-            }
-        }
-    }
-
-    /// One attempt: parse the stored payload, call the channel, decide the finish.
-    async fn attempt(&self, row: &DeliveryRow) -> (&'static str, Finish) {
-        let notification = match parse_notification(row.payload.as_bytes()) {
-            Ok(v) => v.notification,
-            Err(e) => {
-                return (
-                    "none",
-                    Finish::Dead {
-                        error: format!("stored payload is no longer valid: {e}"),
-                    },
-                );
-            }
-        };
-        let Some(channel) = self.channels.get(notification.kind()) else {
-            return (
-                "none",
-                Finish::Dead {
-                    error: format!("no channel for {}", notification.kind().as_str()),
-                },
-            );
-        };
-        let job = Job {
-            delivery_id: row.id.clone(),
-            attempt: row.attempts,
-            notification,
-        };
-        let started = Instant::now();
-        let outcome = channel.send(&job).await;
-        self.metrics
-            .dispatch_latency
-            .with_label_values(&[channel.name()])
-            .observe(started.elapsed().as_secs_f64());
-        let finish = decide(
-            &self.config,
-            row.attempts,
-            outcome,
-            self.clock.now_ms(),
-            fastrand::f64(),
-        );
-        (channel.name(), finish)
     }
 }
 
 /// What an attempt's outcome means for the row: delivered; dead (a permanent error, or the
-/// last attempt failed); or a retry at `now` + the provider's `Retry-After` (capped) or the
-/// back-off of this attempt (`jitter` in 0..1).
-pub fn decide(config: &DispatchArgs, attempt: i64, outcome: SendOutcome, now: i64, jitter: f64) -> Finish {
-    match outcome {
+/// last attempt failed); a retry at `now` + the provider's `Retry-After` (capped) or the
+/// back-off of this attempt (`jitter` in 0..1); back in the queue at `paused_until` without
+/// using the attempt (credentials refused); or nothing at all (the lease was lost).
+pub fn decide(
+    config: &DispatchArgs,
+    attempt: i64,
+    outcome: SendOutcome,
+    now: i64,
+    jitter: f64,
+    paused_until: i64,
+) -> Option<Finish> {
+    Some(match outcome {
+        SendOutcome::LeaseLost => return None,
+        SendOutcome::Credentials { error } => Finish::Requeue {
+            error,
+            at: paused_until.max(now),
+        },
         SendOutcome::Delivered { dry_run } => Finish::Delivered { dry_run },
         SendOutcome::Permanent { error } => Finish::Dead { error },
         SendOutcome::Retry { error, .. } if attempt >= config.retry_max_attempts => Finish::Dead {
@@ -296,7 +216,13 @@ pub fn decide(config: &DispatchArgs, attempt: i64, outcome: SendOutcome, now: i6
                 at: now + duration_ms(delay),
             }
         }
-    }
+    })
+}
+
+/// How long a lane pauses after its `n`-th credential refusal in a row: 30 s, doubling, at
+/// most 10 minutes.
+pub fn pause_after(n: u32) -> Duration {
+    backoff(n, Duration::from_secs(30), Duration::from_secs(600), 1.0)
 }
 
 fn hostname() -> String {

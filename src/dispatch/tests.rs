@@ -7,7 +7,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::*;
-use crate::channels::{Channel, NotificationType};
+use crate::channels::{Channel, Job, NotificationType};
+use crate::store::Wake;
 use crate::store::{DeliveryStatus, NewDelivery};
 use crate::telemetry::Metrics;
 
@@ -77,8 +78,9 @@ async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher
         store.clone(),
         Arc::new(channels),
         args(),
+        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
         Arc::new(Metrics::new()),
-        Arc::new(Notify::new()),
+        Wake::default(),
         clock.clone(),
     );
     (store, channel, dispatcher)
@@ -156,15 +158,23 @@ fn decide_honours_retry_after_within_the_cap() {
         error: "429".into(),
         after: Some(Duration::from_secs(secs)),
     };
-    assert!(matches!(decide(&a, 1, after(30), T0, 0.5), Finish::Retry { at, .. } if at == T0 + 30_000));
-    assert!(matches!(decide(&a, 1, after(10_000), T0, 0.5), Finish::Retry { at, .. } if at == T0 + 300_000));
-    assert!(matches!(decide(&a, 2, retry("x"), T0, 0.0), Finish::Retry { at, .. } if at == T0 + 10_000));
-    assert!(matches!(decide(&a, 2, retry("x"), T0, 1.0), Finish::Retry { at, .. } if at == T0 + 20_000));
-    assert!(matches!(decide(&a, 3, retry("x"), T0, 0.0), Finish::Dead { .. }));
+    let d = |attempt, outcome, jitter| decide(&a, attempt, outcome, T0, jitter, 0);
+    assert!(matches!(d(1, after(30), 0.5), Some(Finish::Retry { at, .. }) if at == T0 + 30_000));
+    assert!(matches!(d(1, after(10_000), 0.5), Some(Finish::Retry { at, .. }) if at == T0 + 300_000));
+    assert!(matches!(d(2, retry("x"), 0.0), Some(Finish::Retry { at, .. }) if at == T0 + 10_000));
+    assert!(matches!(d(2, retry("x"), 1.0), Some(Finish::Retry { at, .. }) if at == T0 + 20_000));
+    assert!(matches!(d(3, retry("x"), 0.0), Some(Finish::Dead { .. })));
     assert!(matches!(
-        decide(&a, 1, SendOutcome::Delivered { dry_run: true }, T0, 0.0),
-        Finish::Delivered { dry_run: true }
+        d(1, SendOutcome::Delivered { dry_run: true }, 0.0),
+        Some(Finish::Delivered { dry_run: true })
     ));
+    // Credentials refused: back in the queue at the end of the lane's pause, attempt kept,
+    // even at the last attempt; a lost lease records nothing.
+    let refused = || SendOutcome::Credentials { error: "401".into() };
+    assert!(
+        matches!(decide(&a, 3, refused(), T0, 0.0, T0 + 30_000), Some(Finish::Requeue { at, .. }) if at == T0 + 30_000)
+    );
+    assert!(d(1, SendOutcome::LeaseLost, 0.0).is_none());
 }
 
 #[tokio::test]
@@ -184,4 +194,104 @@ async fn a_live_lease_is_not_taken() {
     // The first owner's late answer cannot overwrite the new owner's.
     let late = Finish::Dead { error: "late".into() };
     assert!(!store.finish("leased", "a", T0 + 61_000, &late).await.unwrap());
+}
+
+#[test]
+fn lanes_claim_what_they_can_send_within_half_a_lease() {
+    let mut a = args();
+    a.dispatch_batch = 100;
+    a.dispatch_lease = Duration::from_secs(60);
+    assert_eq!(lane::claim_limit(&a, Some(1.0)), 30);
+    assert_eq!(lane::claim_limit(&a, Some(20.0)), 100);
+    assert_eq!(lane::claim_limit(&a, None), 100);
+    a.dispatch_lease = Duration::from_secs(1);
+    assert_eq!(lane::claim_limit(&a, Some(50.0)), 25);
+    assert_eq!(lane::claim_limit(&a, Some(0.1)), 1, "always at least one");
+}
+
+#[tokio::test]
+async fn refused_credentials_pause_the_lane_without_using_attempts() {
+    let clock = Clock::manual(T0);
+    let (store, channel, dispatcher) = setup(&clock, &["otp"]).await;
+    let refused = || SendOutcome::Credentials {
+        error: "SENS 401: Authentication Failed".into(),
+    };
+    channel
+        .answers
+        .lock()
+        .unwrap()
+        .insert("otp".into(), vec![refused(), refused()]);
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    let row = store.get_delivery("otp").await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.attempts),
+        (DeliveryStatus::Failed, 0),
+        "the attempt is given back"
+    );
+    assert_eq!(row.next_attempt_at, Some(T0 + 30_000), "due when the 30 s pause ends");
+    // Paused: nothing is claimed, whatever is due, until the pause is over.
+    clock.advance(Duration::from_secs(29));
+    assert_eq!(dispatcher.step().await.unwrap(), 0);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    // Refused again: the pause doubles.
+    let row = store.get_delivery("otp").await.unwrap().unwrap();
+    assert_eq!(row.next_attempt_at, Some(T0 + 30_000 + 60_000));
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    let row = store.get_delivery("otp").await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (DeliveryStatus::Delivered, 1));
+}
+
+#[tokio::test]
+async fn one_task_at_a_time_holds_a_lane() {
+    let clock = Clock::manual(T0);
+    let (store, first_channel, first) = setup(&clock, &["a"]).await;
+    let second_channel = Arc::new(Scripted::default());
+    let mut channels = Channels::default();
+    channels.register(NotificationType::Slack, second_channel.clone());
+    let second = Dispatcher::new(
+        store.clone(),
+        Arc::new(channels),
+        args(),
+        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
+        Arc::new(Metrics::new()),
+        Wake::default(),
+        clock.clone(),
+    );
+    assert_eq!(first.step().await.unwrap(), 1, "the first takes the lane");
+    let more: Vec<NewDelivery> = ["b", "c"]
+        .iter()
+        .map(|id| NewDelivery {
+            id: id.to_string(),
+            idempotency_key: None,
+            notification_type: "SLACK".into(),
+            source: "http",
+            payload: r#"{"notificationType":"SLACK","text":"hi"}"#.into(),
+            status: DeliveryStatus::Pending,
+            next_attempt_at: Some(T0),
+            last_error: None,
+            now: T0,
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    store::insert_deliveries(&mut tx, &more).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        second.step().await.unwrap(),
+        0,
+        "the lane is held: the second sends nothing"
+    );
+    // The first stops without giving the lane back (a crash); its lane lease runs out.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(second.step().await.unwrap(), 2);
+    assert_eq!(first_channel.calls.lock().unwrap().len(), 1);
+    assert_eq!(second_channel.calls.lock().unwrap().len(), 2);
+    // A clean stop gives the lane back at once.
+    second.release().await;
+    assert_eq!(
+        first.step().await.unwrap(),
+        0,
+        "nothing due, but the lane is free to take"
+    );
 }

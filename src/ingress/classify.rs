@@ -113,7 +113,7 @@ mod tests {
     async fn acceptor() -> Acceptor {
         Acceptor::new(
             Store::memory().await,
-            Arc::new(tokio::sync::Notify::new()),
+            crate::store::Wake::default(),
             Arc::new(crate::settings::defaults::<ChannelArgs>()),
             Clock::manual(0),
         )

@@ -15,9 +15,22 @@ use super::{Backend, DeliveryRow, DeliveryStatus, Store, StoreResult, with_pool}
 /// How a claimed delivery ended this attempt.
 #[derive(Debug, Clone)]
 pub enum Finish {
-    Delivered { dry_run: bool },
-    Retry { error: String, at: i64 },
-    Dead { error: String },
+    Delivered {
+        dry_run: bool,
+    },
+    Retry {
+        error: String,
+        at: i64,
+    },
+    Dead {
+        error: String,
+    },
+    /// Back in the queue at `at` without using up an attempt (the provider refused allim's
+    /// credentials: nothing was wrong with the delivery).
+    Requeue {
+        error: String,
+        at: i64,
+    },
 }
 
 /// Filter of the dead-letter listing and bulk redrive.
@@ -139,12 +152,16 @@ impl Store {
                 None,
                 None,
             ),
-            Finish::Retry { error, at } => (DeliveryStatus::Failed, None, None, Some(*at), Some(error.as_str())),
+            Finish::Retry { error, at } | Finish::Requeue { error, at } => {
+                (DeliveryStatus::Failed, None, None, Some(*at), Some(error.as_str()))
+            }
             Finish::Dead { error } => (DeliveryStatus::Dead, None, None, None, Some(error.as_str())),
         };
+        // A requeue gives back the attempt the claim counted.
+        let give_back = i64::from(matches!(finish, Finish::Requeue { .. }));
         let done = with_pool!(self, p => sqlx::query(
             "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
-             dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, \
+             dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
              lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
         )
         .bind(status.as_str())
@@ -152,6 +169,7 @@ impl Store {
         .bind(dry_run)
         .bind(next_attempt_at)
         .bind(last_error)
+        .bind(give_back)
         .bind(now)
         .bind(id)
         .bind(owner)
@@ -161,11 +179,13 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Gives back every lease `owner` holds (at shutdown), so another process can take the
-    /// rows at once instead of waiting for the leases to expire.
+    /// Gives back every lease `owner` holds (at shutdown), with the attempt the claim counted,
+    /// so another process can take the rows at once instead of waiting for the leases to
+    /// expire, and a deploy burns no attempt.
     pub async fn release_leases(&self, owner: &str, now: i64) -> StoreResult<u64> {
         let done = with_pool!(self, p => sqlx::query(
-            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, updated_at = ? \
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, updated_at = ?, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
              WHERE lease_owner = ? AND status IN ('pending', 'failed')",
         )
         .bind(now)

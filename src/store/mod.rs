@@ -20,13 +20,16 @@ mod deliveries;
 mod devices;
 mod dispatch;
 mod inbox;
+mod lanes;
 pub mod rds;
+mod wake;
 
 pub use args::{DbArgs, redact_url};
 pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
+pub use wake::Wake;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -39,6 +39,10 @@ pub struct Metrics {
     pub alarms: IntCounterVec,
     /// SNS webhook requests refused, by reason.
     pub sns_rejected: IntCounterVec,
+    /// 1 while a channel's lane is paused because its provider refused allim's credentials.
+    pub lane_paused: IntGaugeVec,
+    /// Leases found lost right before a provider call (another task owns the row now).
+    pub leases_lost: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -111,7 +115,23 @@ impl Metrics {
             "SNS webhook requests refused, by reason",
             &["reason"],
         );
+        let lane_paused = IntGaugeVec::new(
+            Opts::new(
+                "lane_paused",
+                "1 while a channel's lane is paused: its provider refused allim's credentials",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(lane_paused.clone())).expect("unique metric");
+        let leases_lost = counter(
+            "leases_lost_total",
+            "Deliveries not sent because another task took their lease",
+            &["channel"],
+        );
         Metrics {
+            lane_paused,
+            leases_lost,
             alarms,
             sns_rejected,
             registry,

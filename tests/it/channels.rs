@@ -110,7 +110,7 @@ async fn sms_goes_out_signed_as_sms_or_lms_in_chunks_of_100() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sens_errors_are_permanent_and_keep_the_text() {
+async fn sens_errors_keep_the_text_and_a_refused_key_pauses_the_lane() {
     let clock = test_clock();
     let db = TestDb::new(Db::Sqlite).await;
     let sens = SensServer::start().await;
@@ -128,9 +128,16 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
         json!({"notificationType": "SMS", "to": ["01012345678"], "content": "x"}),
     )
     .await;
-    let d = settled(&app, &clock, &id).await;
-    assert_eq!(d["status"], "dead");
-    assert_eq!(d["attempts"], 1, "a 401 is not retried");
+    // A refused key is no reason to give the message up: it waits, keeping its attempts.
+    let path = format!("/v1/deliveries/{id}");
+    crate::support::eventually(
+        std::time::Duration::from_secs(10),
+        "the refusal is recorded",
+        || async { app.get_ok(&path).await["status"] == "failed" },
+    )
+    .await;
+    let d = app.get_ok(&path).await;
+    assert_eq!(d["attempts"], 0, "a 401 uses no attempt: {d}");
     assert!(
         d["lastError"]
             .as_str()
@@ -138,6 +145,8 @@ async fn sens_errors_are_permanent_and_keep_the_text() {
             .contains("SENS 401: 200 Authentication Failed"),
         "{d}"
     );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("allim_lane_paused{channel=\"sms\"} 1"), "{metrics}");
     app.stop().await;
 
     let app = spawn_on(

@@ -11,6 +11,7 @@ mod cli;
 mod deploy;
 mod dispatch;
 mod infra;
+mod lanes;
 mod rds;
 mod sns;
 mod sqs;

@@ -133,6 +133,9 @@ async fn sens_send(
     }
     let injected = state.fail_next.lock().unwrap().pop_front().flatten();
     if let Some(status) = injected {
+        if status == 401 {
+            return sens_auth_failed();
+        }
         return json_response(status, json!({"status": status, "errorMessage": "injected failure"}));
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
@@ -416,6 +419,13 @@ async fn fcm_send(State(state): State<Arc<FcmState>>, uri: Uri, headers: HeaderM
 pub struct SlackState {
     pub posted: Mutex<Vec<(String, String)>>,
     pub seen: Mutex<HashMap<String, u32>>,
+    /// When set, each post waits for a `gate.notify_one()` before it is answered (a hanging Slack).
+    pub hold: std::sync::atomic::AtomicBool,
+    pub gate: tokio::sync::Notify,
+    /// Posts waiting at the gate.
+    pub waiting: std::sync::atomic::AtomicUsize,
+    /// When set, no 429 on a hook's first post.
+    pub no_throttle: std::sync::atomic::AtomicBool,
 }
 
 pub struct SlackServer {
@@ -444,8 +454,14 @@ impl SlackServer {
 /// An incoming webhook: 404 `no_service` for an unknown hook, 400 `invalid_payload` without
 /// `text`, and — as Slack does under load — a 429 with Retry-After on the first post of each hook.
 async fn slack_post(State(state): State<Arc<SlackState>>, Path(hook): Path<String>, body: Bytes) -> Response {
+    use std::sync::atomic::Ordering;
     if !hook.starts_with("T0") {
         return (StatusCode::NOT_FOUND, "no_service").into_response();
+    }
+    if state.hold.load(Ordering::SeqCst) {
+        state.waiting.fetch_add(1, Ordering::SeqCst);
+        state.gate.notified().await;
+        state.waiting.fetch_sub(1, Ordering::SeqCst);
     }
     let n = {
         let mut seen = state.seen.lock().unwrap();
@@ -453,7 +469,7 @@ async fn slack_post(State(state): State<Arc<SlackState>>, Path(hook): Path<Strin
         *n += 1;
         *n
     };
-    if n == 1 {
+    if n == 1 && !state.no_throttle.load(Ordering::SeqCst) {
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "rate_limited").into_response();
     }
     let Some(text) = serde_json::from_slice::<Value>(&body)

@@ -191,6 +191,10 @@ impl super::Settings for Settings {
         check_rate("ALLIM_FCM_RATE_PER_SEC", self.fcm_rate_per_sec)
     }
 
+    fn rate_per_sec(&self) -> Option<f64> {
+        Some(self.fcm_rate_per_sec)
+    }
+
     fn mode(&self) -> &'static str {
         if self.fcm_credentials.is_some() || self.fcm_credentials_json.is_some() {
             "fcm"

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::Push;
 use crate::channels::http::{Limiter, limiter, retry_after, transport_error, truncate};
-use crate::channels::{Channel, Job, Notification, SendOutcome, progress};
+use crate::channels::{Channel, Job, Notification, SendOutcome, progress, record_part};
 use crate::clock::Clock;
 use crate::store::Store;
 use crate::telemetry::{mask, short_hash};
@@ -99,6 +99,8 @@ enum TokenResult {
     Permanent(String),
     /// The access token was refused.
     Unauthorized(String),
+    /// No access token could be had (the token endpoint is unreachable).
+    NoAccessToken(String),
 }
 
 impl Fcm {
@@ -137,8 +139,9 @@ impl Fcm {
         }))
     }
 
-    /// A valid access token, from the cache or freshly fetched.
-    async fn access_token(&self, creds: &Credentials) -> Result<String, String> {
+    /// A valid access token, from the cache or freshly fetched. A refused service account is
+    /// [`TokenResult::Unauthorized`]; an endpoint that cannot be reached, [`TokenResult::Retry`].
+    async fn access_token(&self, creds: &Credentials) -> Result<String, TokenResult> {
         let mut cached = self.token.lock().await;
         if let Some((token, until)) = cached.as_ref()
             && Instant::now() < *until
@@ -155,7 +158,8 @@ impl Fcm {
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = creds.account.private_key_id.clone();
-        let jwt = jsonwebtoken::encode(&header, &claims, &creds.key).map_err(|e| format!("signing the JWT: {e}"))?;
+        let jwt = jsonwebtoken::encode(&header, &claims, &creds.key)
+            .map_err(|e| TokenResult::Unauthorized(format!("signing the JWT: {e}")))?;
         let res = self
             .http
             .post(&creds.token_url)
@@ -165,18 +169,20 @@ impl Fcm {
             ])
             .send()
             .await
-            .map_err(|e| transport_error("FCM token endpoint", e))?;
+            .map_err(|e| TokenResult::Retry(transport_error("FCM token endpoint", e), None))?;
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         if !status.is_success() {
-            return Err(format!(
-                "FCM token endpoint {}: {}",
-                status.as_u16(),
-                truncate(&text, 200)
-            ));
+            let error = format!("FCM token endpoint {}: {}", status.as_u16(), truncate(&text, 200));
+            // 400 invalid_grant / 401 invalid_client: the service account is refused.
+            return Err(if status.is_client_error() && status.as_u16() != 429 {
+                TokenResult::Unauthorized(error)
+            } else {
+                TokenResult::Retry(error, None)
+            });
         }
-        let token: TokenResponse =
-            serde_json::from_str(&text).map_err(|e| format!("FCM token endpoint answered {e}"))?;
+        let token: TokenResponse = serde_json::from_str(&text)
+            .map_err(|e| TokenResult::Retry(format!("FCM token endpoint answered {e}"), None))?;
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600));
         let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(300));
         *cached = Some((token.access_token.clone(), until));
@@ -232,21 +238,22 @@ impl Fcm {
                 sent += 1;
                 continue;
             }
+            if !job.still_ours().await {
+                return SendOutcome::LeaseLost;
+            }
             let mut result = self.send_one(creds, push, token).await;
             if let TokenResult::Unauthorized(_) = result {
                 self.forget_access_token().await;
                 result = self.send_one(creds, push, token).await;
             }
             match result {
+                // Credentials refused twice (a fresh access token too): the lane pauses.
+                TokenResult::Unauthorized(error) => return SendOutcome::Credentials { error },
+                // The token endpoint is unreachable: asking again for every device only waits.
+                TokenResult::NoAccessToken(error) => return SendOutcome::Retry { error, after: None },
                 TokenResult::Sent => {
                     sent += 1;
-                    if let Err(e) = self
-                        .store
-                        .mark_part_done(&job.delivery_id, &part, self.clock.now_ms())
-                        .await
-                    {
-                        tracing::error!(delivery = %job.delivery_id, error = %e, "push sent but progress not recorded");
-                    }
+                    record_part(&self.store, &self.clock, &job.delivery_id, &part).await;
                 }
                 TokenResult::Gone(reason) => {
                     tracing::info!(delivery = %job.delivery_id, token = %mask(token), reason, "FCM token is dead; removed from the registry");
@@ -267,7 +274,7 @@ impl Fcm {
                     };
                     retry = Some((e, later));
                 }
-                TokenResult::Permanent(e) | TokenResult::Unauthorized(e) => permanent.push(e),
+                TokenResult::Permanent(e) => permanent.push(e),
             }
         }
         if let Some((error, after)) = retry {
@@ -286,7 +293,8 @@ impl Fcm {
     async fn send_one(&self, creds: &Credentials, push: &Push, token: &str) -> TokenResult {
         let access = match self.access_token(creds).await {
             Ok(t) => t,
-            Err(e) => return TokenResult::Retry(e, None),
+            Err(TokenResult::Retry(e, _)) => return TokenResult::NoAccessToken(e),
+            Err(other) => return other,
         };
         let mut message = json!({ "token": token });
         if push.title.is_some() || push.body.is_some() {
@@ -365,6 +373,7 @@ mod tests {
             TokenResult::Retry(..) => "retry",
             TokenResult::Permanent(_) => "permanent",
             TokenResult::Unauthorized(_) => "unauthorized",
+            TokenResult::NoAccessToken(_) => "no access token",
         }
     }
 

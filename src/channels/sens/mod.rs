@@ -19,7 +19,7 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::http::{Limiter, check_rate, check_url, limiter, outcome_of_status, retry_after, transport_error, truncate};
-use super::{Channel, Deps, Job, Kind, SendOutcome, progress};
+use super::{Channel, Deps, Job, Kind, SendOutcome, progress, record_part};
 use crate::clock::Clock;
 use crate::contract::{ContractError, check_text};
 use crate::store::Store;
@@ -169,6 +169,10 @@ impl super::Settings for Settings {
         check_rate("ALLIM_SENS_RATE_PER_SEC", self.sens_rate_per_sec)
     }
 
+    fn rate_per_sec(&self) -> Option<f64> {
+        Some(self.sens_rate_per_sec)
+    }
+
     fn mode(&self) -> &'static str {
         if self.sens_access_key.is_some() {
             "sens"
@@ -265,6 +269,9 @@ impl Sens {
                 messages: chunk.iter().map(|to| To { to }).collect(),
             };
             self.limiter.until_ready().await;
+            if !job.still_ours().await {
+                return SendOutcome::LeaseLost;
+            }
             let ts = self.clock.now_ms();
             let sig = signature(cfg.secret_key.expose_secret(), "POST", &path, ts, &cfg.access_key);
             let res = self
@@ -295,14 +302,7 @@ impl Sens {
                     .and_then(|v| v.get("requestId")?.as_str().map(str::to_string))
                     .unwrap_or_default();
                 tracing::info!(delivery = %job.delivery_id, kind, chunk = i, recipients = chunk.len(), request_id, "sms accepted by SENS");
-                if let Err(e) = self
-                    .store
-                    .mark_part_done(&job.delivery_id, &part, self.clock.now_ms())
-                    .await
-                {
-                    // Without the record a retry would send this chunk again; say so loudly.
-                    tracing::error!(delivery = %job.delivery_id, chunk = i, error = %e, "sms sent but progress not recorded");
-                }
+                record_part(&self.store, &self.clock, &job.delivery_id, &part).await;
                 continue;
             }
             return outcome_of_status("SENS", status, &error_text(&text), after);
