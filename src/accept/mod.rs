@@ -198,6 +198,11 @@ impl Acceptor {
         }
     }
 
+    /// The store it commits to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Wakes the dispatcher (after rows were written outside [`Acceptor::accept`]).
     pub fn wake_dispatcher(&self) {
         self.wake.raise();

@@ -24,6 +24,11 @@ pub struct DbArgs {
     #[arg(long, env = "ALLIM_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
     pub db_max_connections: u32,
 
+    /// How long a database call waits for a connection before the database counts as
+    /// unavailable (an answer is then 503; the SQS consumer holds its batch and probes).
+    #[arg(long, env = "ALLIM_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
     /// TLS to MySQL that verifies the server's certificate and host name against
     /// `ALLIM_DB_CA` (RDS Proxy: set `RequireTLS` on the proxy too).
     #[arg(long, env = "ALLIM_DB_TLS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
@@ -89,6 +94,9 @@ impl DbArgs {
             if self.db_iam_refresh < Duration::from_secs(1) || self.db_iam_refresh > Duration::from_secs(14 * 60) {
                 anyhow::bail!("ALLIM_DB_IAM_REFRESH must be between 1s and 14m (tokens last 15 minutes)");
             }
+        }
+        if self.db_acquire_timeout < Duration::from_millis(100) || self.db_acquire_timeout > Duration::from_secs(60) {
+            anyhow::bail!("ALLIM_DB_ACQUIRE_TIMEOUT must be between 100ms and 60s");
         }
         if self.db_max_connections == 0 || self.db_max_connections > 1000 {
             anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");

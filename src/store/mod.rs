@@ -180,7 +180,7 @@ impl Store {
                 // One connection: SQLite has one writer anyway, and a single connection avoids
                 // SQLITE_BUSY upgrades between concurrent transactions.
                 let pool = SqlitePoolOptions::new()
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(db.db_acquire_timeout)
                     .max_connections(1)
                     .connect_with(options)
                     .await
@@ -207,7 +207,7 @@ impl Store {
                     iam = Some((target, tokens));
                 }
                 let pool = MySqlPoolOptions::new()
-                    .acquire_timeout(Duration::from_secs(5))
+                    .acquire_timeout(db.db_acquire_timeout)
                     .max_connections(db.db_max_connections)
                     .min_connections(0)
                     .idle_timeout(Duration::from_secs(300))

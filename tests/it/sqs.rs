@@ -13,10 +13,17 @@ fn app_body(user: &str, title: &str) -> String {
 }
 
 async fn consumer(db_url: &str, queue_url: &str) -> TestApp {
+    consumer_with(db_url, queue_url, |_| {}).await
+}
+
+async fn consumer_with(db_url: &str, queue_url: &str, configure: impl FnOnce(&mut allim::config::Config)) -> TestApp {
     let queue_url = queue_url.to_string();
     spawn_on(
         db_url,
-        |c| c.sqs.sqs_queue_url = Some(queue_url),
+        |c| {
+            c.sqs.sqs_queue_url = Some(queue_url);
+            configure(c);
+        },
         |b| b.sqs_client(sqs_client()),
     )
     .await
@@ -295,7 +302,10 @@ async fn database_down_then_back_loses_nothing() {
     let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
-    let app = consumer(&via_proxy, &queue).await;
+    let app = consumer_with(&via_proxy, &queue, |c| {
+        c.db.db_acquire_timeout = Duration::from_millis(200)
+    })
+    .await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     proxy.set_up(false);
@@ -324,6 +334,11 @@ async fn database_down_then_back_loses_nothing() {
         queue_depth(&client, &queue).await == 0
     })
     .await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("allim_messages_received_total{source=\"sqs\"} 12"),
+        "each message received once: held through the outage, not received again: {metrics}"
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM deliveries").await,
         12,

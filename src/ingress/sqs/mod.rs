@@ -11,20 +11,23 @@
 //! delete — is recognised and not stored twice. A body that is not a notification is stored
 //! as `rejected` with the reason, then deleted.
 //!
-//! While the database is unavailable nothing is deleted: the batch's visibility is set to the
-//! back-off delay so the messages return when allim tries again, pollers pause, `/readyz`
-//! says so, and everything resumes by itself once the database answers.
+//! While the database is unavailable nothing is deleted and nothing is received ([`gate`]):
+//! batches already received are held — their visibility extended every 10 s — and committed as
+//! soon as a probe finds the database back, so an outage adds no receive to any message's
+//! `ApproximateReceiveCount` and cannot push messages to the queue's DLQ. `/readyz` says so
+//! meanwhile.
+
+mod gate;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
 };
-use tokio::sync::{Mutex, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,6 +37,7 @@ use crate::alarms::AlarmRouter;
 use crate::clock::backoff;
 use crate::settings::parse_duration;
 use crate::telemetry::SharedMetrics;
+use gate::DbGate;
 
 /// The SQS consumer's settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -98,11 +102,15 @@ pub struct SqsConsumer {
     acceptor: Acceptor,
     alarms: AlarmRouter,
     metrics: SharedMetrics,
-    health: Arc<ConsumerHealth>,
-    /// Pollers wait until this instant (database back-off).
-    paused_until: Mutex<Option<Instant>>,
-    failures: AtomicU32,
+    gate: Arc<DbGate>,
 }
+
+/// How long a held batch is kept invisible, renewed every [`HOLD_EVERY`].
+const HOLD_FOR: Duration = Duration::from_secs(30);
+const HOLD_EVERY: Duration = Duration::from_secs(10);
+/// A batch that keeps failing while the database answers probes is let go after this many
+/// tries (SQS redelivers it, and its redrive policy applies): it is not an outage.
+const TRIES_WITH_DATABASE_UP: u32 = 5;
 
 /// Builds the production client from the standard AWS chain (region, credentials, and
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS` for a local stand-in).
@@ -129,15 +137,14 @@ impl SqsConsumer {
             .operation_timeout(attempt * 3)
             .build();
         let client = Client::from_conf(client.config().to_builder().timeout_config(timeouts).build());
+        let gate = DbGate::new(acceptor.store().clone(), health, metrics.clone());
         SqsConsumer {
             client,
             config,
             acceptor,
             alarms,
             metrics,
-            health,
-            paused_until: Mutex::new(None),
-            failures: AtomicU32::new(0),
+            gate,
         }
     }
 
@@ -162,13 +169,10 @@ impl SqsConsumer {
     async fn poll_loop(self: Arc<Self>, permits: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
         let mut receive_failures = 0u32;
         loop {
-            // Database back-off: wait before taking more messages.
-            let pause = *self.paused_until.lock().await;
-            if let Some(until) = pause {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep_until(until) => {}
-                }
+            // While the database is down, receive nothing (every receive counts against the
+            // queue's maxReceiveCount); the gate's probe says when it is back.
+            if !self.gate.is_up() && !self.gate.wait_up(&shutdown).await {
+                return;
             }
             let batch_permits = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -217,15 +221,18 @@ impl SqsConsumer {
                 continue;
             }
             let this = self.clone();
+            let shutdown = shutdown.clone();
             tracker.spawn(async move {
-                this.process_batch(messages).await;
+                this.process_batch(messages, &shutdown).await;
                 drop(batch_permits);
             });
         }
     }
 
-    /// Accepts one received batch, then deletes what was committed.
-    async fn process_batch(&self, messages: Vec<Message>) {
+    /// Accepts one received batch, then deletes what was committed. While the database is
+    /// down the batch is held (visibility extended) and committed when it is back; on shutdown
+    /// meanwhile it is left to come back by itself.
+    async fn process_batch(&self, messages: Vec<Message>, shutdown: &CancellationToken) {
         let gauge = self.metrics.in_flight.with_label_values(&["sqs"]);
         gauge.add(messages.len() as i64);
         self.metrics
@@ -241,57 +248,69 @@ impl SqsConsumer {
             }
         }
         let rejected: Vec<bool> = entries.iter().map(|e| matches!(e, Entry::Rejected { .. })).collect();
-        let result = async {
-            // Alarms are idempotent on their key: if the batch fails after some were handled,
-            // handling them again when the messages return does nothing new.
-            for (key, alarm) in &alarms {
-                self.alarms.handle(key, alarm).await?;
-            }
-            if entries.is_empty() {
-                Ok(Vec::new())
-            } else {
-                self.acceptor.accept(Source::Sqs, entries).await
-            }
-        }
-        .await;
-        match result {
-            Ok(outcomes) => {
-                for (outcome, rejected) in outcomes.iter().zip(rejected) {
-                    self.metrics.count_outcome("sqs", outcome.duplicate, rejected);
+        let mut tries_with_database_up = 0;
+        loop {
+            match self.store_batch(&entries, &alarms).await {
+                Ok(outcomes) => {
+                    for (outcome, rejected) in outcomes.iter().zip(&rejected) {
+                        self.metrics.count_outcome("sqs", outcome.duplicate, *rejected);
+                    }
+                    self.delete(&messages).await;
+                    break;
                 }
-                self.database_ok().await;
-                self.delete(&messages).await;
-            }
-            Err(e) => {
-                let wait = self.database_failed().await;
-                tracing::error!(error = %e, messages = messages.len(), retry_in = ?wait,
-                    "sqs: could not store the batch; nothing deleted, it comes back after the back-off");
-                self.make_visible_after(&messages, wait).await;
+                Err(e) => {
+                    if self.gate.is_up() {
+                        tries_with_database_up += 1;
+                    }
+                    if tries_with_database_up > TRIES_WITH_DATABASE_UP {
+                        tracing::error!(error = %e, messages = messages.len(),
+                            "sqs: the batch keeps failing while the database answers; letting SQS redeliver it");
+                        break;
+                    }
+                    tracing::warn!(error = %e, messages = messages.len(), "sqs: could not store the batch; holding it until the database is back");
+                    self.gate.down(shutdown);
+                    if !self.hold(&messages, shutdown).await {
+                        tracing::info!(
+                            messages = messages.len(),
+                            "sqs: stopping with a batch held; it comes back after its visibility timeout"
+                        );
+                        break;
+                    }
+                }
             }
         }
         gauge.sub(messages.len() as i64);
     }
 
+    /// Alarms, then notifications, in one go. Alarms are idempotent on their key: if the batch
+    /// fails after some were handled, handling them again does nothing new.
+    async fn store_batch(
+        &self,
+        entries: &[Entry],
+        alarms: &[(String, crate::alarms::Alarm)],
+    ) -> Result<Vec<crate::accept::Outcome>, crate::accept::AcceptError> {
+        for (key, alarm) in alarms {
+            self.alarms.handle(key, alarm).await?;
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.acceptor.accept(Source::Sqs, entries.to_vec()).await
+    }
+
+    /// Keeps the batch invisible until the database is back (true) or the consumer stops (false).
+    async fn hold(&self, messages: &[Message], shutdown: &CancellationToken) -> bool {
+        loop {
+            self.set_visibility(messages, HOLD_FOR).await;
+            tokio::select! {
+                up = self.gate.wait_up(shutdown) => return up,
+                _ = tokio::time::sleep(HOLD_EVERY) => {}
+            }
+        }
+    }
+
     fn queue_url(&self) -> &str {
         self.config.sqs_queue_url.as_deref().unwrap_or_default()
-    }
-
-    async fn database_ok(&self) {
-        if self.failures.swap(0, Ordering::Relaxed) > 0 {
-            tracing::info!("sqs: database is back; resuming");
-        }
-        self.health.db_unavailable.store(false, Ordering::Relaxed);
-        self.metrics.consumer_backoff.set(0);
-        *self.paused_until.lock().await = None;
-    }
-
-    async fn database_failed(&self) -> Duration {
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let wait = backoff(n, Duration::from_secs(2), Duration::from_secs(30), 1.0);
-        self.health.db_unavailable.store(true, Ordering::Relaxed);
-        self.metrics.consumer_backoff.set(1);
-        *self.paused_until.lock().await = Some(Instant::now() + wait);
-        wait
     }
 
     async fn delete(&self, messages: &[Message]) {
@@ -333,8 +352,8 @@ impl SqsConsumer {
         }
     }
 
-    /// Sets the batch's visibility so it returns when the consumer tries again.
-    async fn make_visible_after(&self, messages: &[Message], wait: Duration) {
+    /// Sets the batch's visibility timeout (from now).
+    async fn set_visibility(&self, messages: &[Message], wait: Duration) {
         for chunk in messages.chunks(10) {
             let entries: Vec<_> = handles(chunk)
                 .filter_map(|(id, handle)| {
