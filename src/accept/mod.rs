@@ -17,7 +17,7 @@ pub use parse::{Validated, parse_notification, parse_value};
 use crate::channels::in_app::inbox_row;
 use crate::channels::{ChannelArgs, Notification, NotificationType};
 use crate::clock::Clock;
-use crate::contract::ContractError;
+use crate::contract::{ContractError, bounded, limits};
 use crate::store::{self, DeliveryStatus, InboxRow, NewDelivery, Store, StoreError, Wake};
 
 /// Why the accept path could not store a batch. Nothing of it was stored.
@@ -282,7 +282,9 @@ impl Acceptor {
             .any(|p| p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now));
         let result = match self.commit(&planned).await {
             Ok(()) => Ok(outcomes),
-            Err(e) if e.is_unique_violation() => self.accept_each(source, entries, now).await,
+            // A key race, or a row the database refuses: one by one, so that the refused row
+            // is stored as rejected alone and the others as they are.
+            Err(e) if e.is_unique_violation() || !e.is_outage() => self.accept_each(source, entries, now).await,
             Err(e) => Err(e.into()),
         };
         if due_now && result.is_ok() {
@@ -336,10 +338,33 @@ impl Acceptor {
                     });
                 }
                 Err(e) if e.is_unique_violation() => continue,
+                Err(e) if !e.is_outage() => return self.store_refused(source, entry, &e, now).await,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(AcceptError::KeyConflict)
+    }
+
+    /// A row the database refused (e.g. a value over a column's size under strict SQL mode):
+    /// kept as `rejected` with the reason, so it neither blocks its batch nor is lost.
+    async fn store_refused(&self, source: Source, entry: &Entry, e: &StoreError, now: i64) -> AcceptResult<Outcome> {
+        let raw = match entry {
+            Entry::Valid(v) => parse::to_json(&v.notification),
+            Entry::Rejected { raw, .. } => raw.clone(),
+        };
+        tracing::error!(error = %e, "the database refused a row; storing it as rejected");
+        let rejected = Entry::Rejected {
+            raw,
+            reason: format!("the database refused to store it: {e}"),
+            idempotency_key: entry.key().map(str::to_string),
+        };
+        let plan = plan(source, &rejected, now);
+        self.commit(std::slice::from_ref(&plan)).await?;
+        Ok(Outcome {
+            id: plan.delivery.id,
+            status: plan.delivery.status,
+            duplicate: false,
+        })
     }
 }
 
@@ -360,7 +385,7 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                 payload: raw.clone(),
                 status: DeliveryStatus::Rejected,
                 next_attempt_at: None,
-                last_error: Some(reason.clone()),
+                last_error: Some(bounded(reason, limits::REASON_MAX)),
                 now,
             },
             inbox: None,

@@ -30,9 +30,10 @@ use crate::channels::Notification;
 use crate::channels::sens::Sms;
 use crate::channels::slack::Slack;
 use crate::clock::{Clock, duration_ms, format_ms, human};
+use crate::contract::short_hash;
 use crate::store::alarms::{self as q, AlarmEventRow, AlarmStateRow, SilenceRow};
 use crate::store::{self, NewDelivery, Store, StoreResult, Tx};
-use crate::telemetry::{SharedMetrics, short_hash};
+use crate::telemetry::SharedMetrics;
 
 /// What became of one alarm notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,7 +316,8 @@ impl AlarmRouter {
             let event = AlarmEventRow {
                 id: store::new_id(),
                 alarm_key: key.clone(),
-                sns_message_id: format!("{tag}:{key}"),
+                // A column of 128: the alarm key (an ARN) can be longer, so it is hashed.
+                sns_message_id: format!("{tag}:{}", short_hash(&key)),
                 state: st.state.clone().unwrap_or_default(),
                 old_state: None,
                 changed_at: st.changed_at.unwrap_or(now),

@@ -3,6 +3,7 @@
 //! event (§2.2). Both become one [`Alarm`]. Parsing is tolerant: unknown fields are ignored
 //! (newer payloads add fields), `Unit` may be null, and times may carry a `+0000` offset.
 
+use crate::contract::{bounded, limits};
 use chrono::{DateTime, FixedOffset};
 use serde::Deserialize;
 use serde_json::Value;
@@ -67,7 +68,7 @@ impl Alarm {
 
 /// Why a payload is not an alarm we can route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a usable CloudWatch alarm: {0}")]
+#[error("not a usable CloudWatch alarm: {}", bounded(.0, limits::REASON_MAX))]
 pub struct AlarmError(pub String);
 
 /// Whether a JSON message looks like a CloudWatch alarm (of either shape).
@@ -109,11 +110,37 @@ struct Trigger {
 
 /// Parses either alarm shape.
 pub fn parse(v: &Value) -> Result<Alarm, AlarmError> {
-    if v.get("detail-type").is_some() {
-        parse_eventbridge(v)
+    let mut alarm = if v.get("detail-type").is_some() {
+        parse_eventbridge(v)?
     } else {
-        parse_sns(v)
+        parse_sns(v)?
+    };
+    check_lengths(&mut alarm)?;
+    Ok(alarm)
+}
+
+/// CloudWatch's own limits (names ≤ 255 characters, 12-digit accounts, region codes), which
+/// are also the columns' sizes: a payload over them is not an alarm CloudWatch sent.
+fn check_lengths(a: &mut Alarm) -> Result<(), AlarmError> {
+    let too_long = |field: &str, value: &str, max: usize| {
+        (value.chars().count() > max).then(|| {
+            AlarmError(format!(
+                "{field} is longer than {max} characters: {:?}",
+                bounded(value, limits::QUOTED_MAX)
+            ))
+        })
+    };
+    let checks = [
+        too_long("AlarmName", &a.name, 255),
+        too_long("AWSAccountId", &a.account, 32),
+        too_long("Region", &a.region, 64),
+        too_long("AlarmArn", a.arn.as_deref().unwrap_or_default(), 512),
+    ];
+    if let Some(e) = checks.into_iter().flatten().next() {
+        return Err(e);
     }
+    a.reason = bounded(&a.reason, limits::REASON_MAX);
+    Ok(())
 }
 
 fn parse_time(s: Option<&str>) -> Result<DateTime<FixedOffset>, AlarmError> {

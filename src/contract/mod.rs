@@ -11,6 +11,10 @@ use utoipa::ToSchema;
 /// Limits every type shares, in one place so the README and the errors agree.
 pub mod limits {
     pub const IDEMPOTENCY_KEY_MAX: usize = 255;
+    /// A rejection reason or a provider's error text, as stored (`last_error`).
+    pub const REASON_MAX: usize = 1000;
+    /// A value quoted back in an error message.
+    pub const QUOTED_MAX: usize = 80;
     pub const USER_ID_MAX: usize = 128;
     pub const TITLE_MAX: usize = 200;
     pub const BODY_MAX: usize = 4000;
@@ -31,7 +35,10 @@ pub enum ContractError {
     MalformedJson(String),
     #[error("body must be a JSON object")]
     NotAnObject,
-    #[error("{given:?} is not a notificationType; use one of {known}")]
+    #[error(
+        "{:?} is not a notificationType; use one of {known}",
+        bounded(given, limits::QUOTED_MAX)
+    )]
     UnknownType { given: String, known: String },
     #[error("{}: {}", .0.field, .0.message)]
     Invalid(FieldError),
@@ -74,7 +81,8 @@ pub fn typed<T: serde::de::DeserializeOwned>(object: Value, type_name: &str) -> 
             return ContractError::field(join_path(&path, &name), format!("is not a field of {type_name}"));
         }
         let field = if path == "." { "body".to_string() } else { path };
-        ContractError::field(field, inner)
+        // serde quotes the offending value; a huge one is cut.
+        ContractError::field(field, bounded(&inner, limits::REASON_MAX / 2))
     })
 }
 
@@ -87,6 +95,39 @@ fn join_path(parent: &str, name: &str) -> String {
     } else {
         format!("{parent}.{name}")
     }
+}
+
+/// At most `max` characters of `s` (an ellipsis marks a cut): what is stored or quoted back
+/// is always bounded, whatever a sender put in.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// The key of a message from a door (`sqs:<MessageId>`, `sns:<MessageId>`): the id as is when
+/// it fits an idempotency key, else its hash (an SNS MessageId comes from an envelope that may
+/// not be verified yet).
+pub fn message_key(prefix: &str, id: &str) -> String {
+    if prefix.len() + 1 + id.len() <= 128 && !id.chars().any(char::is_control) {
+        format!("{prefix}:{id}")
+    } else {
+        format!("{prefix}:#{}", short_hash(id))
+    }
+}
+
+/// The first 16 bytes of the SHA-256 of `s`, in hex: a short, stable name for a long value or
+/// a secret of a kind (a push token).
+pub fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `deliverAt` as epoch milliseconds.
@@ -151,4 +192,26 @@ pub fn check_object(field: &str, data: &Value, max: usize) -> Result<(), Contrac
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_stored_is_bounded() {
+        assert_eq!(bounded("abc", 3), "abc");
+        assert_eq!(bounded("abcd", 3), "ab…");
+        let huge = "X".repeat(70_000);
+        let e = ContractError::UnknownType {
+            given: huge.clone(),
+            known: "SMS".into(),
+        };
+        assert!(e.to_string().len() < 200, "{}", e.to_string().len());
+        assert_eq!(message_key("sqs", "4f3c-1"), "sqs:4f3c-1");
+        let long = message_key("sns", &huge);
+        assert_eq!(long.len(), 4 + 1 + 32);
+        assert_eq!(long, message_key("sns", &huge), "stable");
+        assert_eq!(short_hash("abc"), "ba7816bf8f01cfea414140de5dae2223");
+    }
 }

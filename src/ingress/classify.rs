@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::accept::{Acceptor, Entry};
 use crate::alarms::payload;
+use crate::contract::message_key;
 
 /// What an SNS `Message` is.
 pub enum Classified {
@@ -61,7 +62,7 @@ pub fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
 pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
     let message_id = m.message_id().unwrap_or_default();
     let body = m.body().unwrap_or_default();
-    let sqs_key = format!("sqs:{message_id}");
+    let sqs_key = message_key("sqs", message_id);
     let rejected = |reason: String, key: String| {
         Classified::Entry(Entry::Rejected {
             raw: body.to_string(),
@@ -77,7 +78,7 @@ pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
         Err(e) => return rejected(format!("body is not valid JSON: {e}"), sqs_key),
     };
     let classified = match unwrap_sns(&value) {
-        Some((sns_id, inner)) => classify(acceptor, &format!("sns:{sns_id}"), inner),
+        Some((sns_id, inner)) => classify(acceptor, &message_key("sns", sns_id), inner),
         None => classify(acceptor, &sqs_key, body),
     };
     match classified {

@@ -80,6 +80,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or was too busy (retry later), as opposed to
+    /// refusing this statement's data (a row that will never fit as it is).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                // MySQL: too many connections, lock wait timeout, deadlock, server gone / lost
+                // (also as SQLSTATE 08xxx, 40001); SQLite: busy, locked.
+                let code = e.code().unwrap_or_default();
+                matches!(
+                    code.as_ref(),
+                    "1040" | "1205" | "1213" | "2006" | "2013" | "40001" | "5" | "6"
+                ) || code.starts_with("08")
+            }
+            StoreError::Db(_) => true,
+            StoreError::Corrupt(_) => false,
+        }
+    }
+
     /// A unique-key violation (the idempotency key or the inbox's delivery id).
     pub fn is_unique_violation(&self) -> bool {
         match self {

@@ -68,24 +68,11 @@ pub fn mask(s: &str) -> String {
     out
 }
 
-/// A short, stable name for a value that is long or a secret of a kind (a push token, an
-/// over-long idempotency key): the first 16 bytes of its SHA-256, in hex.
-pub fn short_hash(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn masks() {
         assert_eq!(super::mask("01012345678"), "*******5678");
         assert_eq!(super::mask("abc"), "*bc");
-        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
-        assert_eq!(super::short_hash("abc"), "ba7816bf8f01cfea414140de5dae2223");
     }
 }

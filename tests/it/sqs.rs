@@ -532,3 +532,44 @@ mod url_lite {
         }
     }
 }
+
+/// One oversized value in a batch on MariaDB (strict SQL mode): the message is stored as
+/// rejected with a bounded reason, and the nine others of its batch are delivered — not the
+/// whole batch failing over and over until the queue's DLQ takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_value_is_rejected_alone() {
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let app = consumer(&test_db.url, &queue).await;
+    let mut bodies: Vec<String> = (0..8).map(|i| app_body("u9", &format!("n{i}"))).collect();
+    bodies.push(json!({"notificationType": "X".repeat(70_000), "userId": "u9", "title": "t"}).to_string());
+    bodies.push(
+        json!({"AlarmName": "a".repeat(1000), "AWSAccountId": "123456789012", "NewStateValue": "ALARM",
+            "StateChangeTime": "2026-11-22T01:00:00.000+0000", "Region": "Asia Pacific (Seoul)"})
+        .to_string(),
+    );
+    send_all(&client, &queue, &bodies, None).await;
+    eventually(
+        Duration::from_secs(20),
+        "8 stored, 2 rejected, queue drained",
+        || async {
+            inbox_count(&app, "u9").await == 8
+                && app
+                    .count("SELECT COUNT(*) FROM deliveries WHERE status = 'rejected'")
+                    .await
+                    == 2
+                && queue_depth(&client, &queue).await == 0
+        },
+    )
+    .await;
+    let longest: i64 = app
+        .count("SELECT MAX(LENGTH(last_error)) FROM deliveries WHERE status = 'rejected'")
+        .await;
+    assert!(longest <= 4 * 1000, "reasons are bounded ({longest} bytes)");
+    let raw: i64 = app
+        .count("SELECT MAX(LENGTH(payload)) FROM deliveries WHERE status = 'rejected'")
+        .await;
+    assert!(raw > 70_000, "the raw body is kept whole");
+    app.stop().await;
+}

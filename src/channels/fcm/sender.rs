@@ -14,8 +14,9 @@ use super::Push;
 use crate::channels::http::{Limiter, limiter, retry_after, transport_error, truncate};
 use crate::channels::{Channel, Job, Notification, SendOutcome, progress, record_part};
 use crate::clock::Clock;
+use crate::contract::short_hash;
 use crate::store::Store;
-use crate::telemetry::{mask, short_hash};
+use crate::telemetry::mask;
 
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
