@@ -266,7 +266,11 @@ impl Application {
         tracing::info!(
             listen = %listener.local_addr()?,
             database = %config.db.database_url_redacted(),
-            auth = if config.api.api_tokens.is_empty() { "off" } else { "bearer" },
+            auth = match (config.api.api_tokens.is_empty() && config.api.app_token_secret.is_none(), config.api.allow_anonymous) {
+                (false, _) => "tokens",
+                (true, true) => "OPEN (ALLIM_ALLOW_ANONYMOUS)",
+                (true, false) => "open on loopback",
+            },
             sqs = config.sqs.sqs_queue_url.as_deref().unwrap_or("off"),
             dispatch = config.dispatch.dispatch,
             channels = %channels.join(" "),

@@ -92,7 +92,7 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     tag = "alarms",
     request_body(content = NewSilence, example = json!({"alarm": "api-*", "duration": "2h", "reason": "planned DB maintenance"})),
     responses((status = 201, body = Silence), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn create_silence(
     State(state): State<AppState>,
@@ -144,7 +144,7 @@ pub async fn create_silence(
     tag = "alarms",
     params(SilenceQuery),
     responses((status = 200, body = SilenceList), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn list_silences(
     State(state): State<AppState>,
@@ -164,7 +164,7 @@ pub async fn list_silences(
     tag = "alarms",
     params(("id" = String, Path, description = "Silence id")),
     responses((status = 200, body = Silence), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn delete_silence(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Silence>> {
     let now = state.clock.now_ms();
@@ -230,7 +230,7 @@ pub struct AlarmQuery {
     tag = "alarms",
     params(AlarmQuery),
     responses((status = 200, body = AlarmList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn list_alarms(
     State(state): State<AppState>,

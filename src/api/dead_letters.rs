@@ -135,7 +135,7 @@ fn filter_of(
     tag = "dead letters",
     params(DeadLetterQuery),
     responses((status = 200, body = DeadLetterPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -190,7 +190,7 @@ pub struct Redriven {
         (status = 409, description = "Not dead or rejected (any more)", body = ErrorBody),
         (status = 422, description = "A rejected message that is still invalid", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Redriven>> {
     let Some(row) = state.store.get_delivery(&id).await? else {
@@ -262,7 +262,7 @@ pub struct BulkRedriven {
     tag = "dead letters",
     request_body(content = BulkRedrive, example = json!({"notificationType": "SMS", "since": "2026-11-22T00:00:00+09:00"})),
     responses((status = 200, body = BulkRedriven), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn redrive_bulk(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BulkRedriven>> {
     let req: BulkRedrive = if body.iter().all(u8::is_ascii_whitespace) {

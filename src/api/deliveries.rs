@@ -66,7 +66,7 @@ impl From<DeliveryRow> for Delivery {
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Delivery>> {
     if id.len() > 64 {

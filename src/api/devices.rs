@@ -79,7 +79,7 @@ fn check_token(token: &str) -> ApiResult<()> {
         (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn register(
     State(state): State<AppState>,
@@ -117,7 +117,7 @@ pub async fn register(
     tag = "devices",
     params(("userId" = String, Path, description = "The user")),
     responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn list(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult<Json<DeviceList>> {
     check_user(&user_id)?;
@@ -142,7 +142,7 @@ pub async fn list(State(state): State<AppState>, Path(user_id): Path<String>) ->
         (status = 401, body = ErrorBody),
         (status = 404, description = "The user has no such device", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn remove(
     State(state): State<AppState>,

@@ -121,7 +121,7 @@ fn check_id(field: &str, id: &str) -> ApiResult<()> {
         (status = 400, description = "Bad parameter; `field` names it", body = ErrorBody),
         (status = 401, body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn list(
     tag = "inbox",
     params(("userId" = String, Path, description = "The user")),
     responses((status = 200, body = UnreadCount), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn unread_count(State(state): State<AppState>, Path(user_id): Path<String>) -> ApiResult<Json<UnreadCount>> {
     check_user(&user_id)?;
@@ -178,7 +178,7 @@ pub async fn unread_count(State(state): State<AppState>, Path(user_id): Path<Str
         (status = 401, body = ErrorBody),
         (status = 404, description = "The user has no such notification", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn mark_read(
     State(state): State<AppState>,
@@ -204,7 +204,7 @@ pub async fn mark_read(
     tag = "inbox",
     params(("userId" = String, Path, description = "The user")),
     responses((status = 200, body = ReadAllResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
-    security(("bearer" = []))
+    security(("bearer" = ["app"]))
 )]
 pub async fn mark_all_read(
     State(state): State<AppState>,

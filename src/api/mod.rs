@@ -3,6 +3,7 @@
 //! check on `/v1`, Swagger UI at `/docs`, the document at `/openapi.json`, and health.
 
 pub mod alarms;
+pub mod auth;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod devices;
@@ -11,15 +12,12 @@ pub mod inbox;
 pub mod metrics;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -32,6 +30,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use auth::{ApiToken, Auth, Scope};
+
 use crate::AppState;
 use crate::ingress;
 use crate::web::{ApiError, BodyLimit};
@@ -43,16 +43,28 @@ pub struct ApiArgs {
     #[arg(long, env = "ALLIM_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
 
-    /// Comma-separated bearer tokens. When set, every `/v1` request needs
-    /// `Authorization: Bearer <one of them>`; when empty, `/v1` is open (local use only).
+    /// Comma-separated bearer tokens, each `send:TOKEN`, `app:TOKEN` or `admin:TOKEN` (a bare
+    /// TOKEN has every scope). When set, every `/v1` request needs `Authorization: Bearer` with
+    /// a token whose scope allows the route.
     #[arg(
         long,
         env = "ALLIM_API_TOKENS",
         value_delimiter = ',',
+        value_parser = ApiToken::parse,
         hide_env_values = true,
         global = true
     )]
-    pub api_tokens: Vec<SecretString>,
+    pub api_tokens: Vec<ApiToken>,
+
+    /// Secret (≥ 32 characters) of the user tokens your backend mints for the app: HS256 JWTs
+    /// with `sub` = the user id and `exp`; each opens only that user's inbox and devices.
+    #[arg(long, env = "ALLIM_APP_TOKEN_SECRET", hide_env_values = true, global = true)]
+    pub app_token_secret: Option<SecretString>,
+
+    /// Serve `/v1` without tokens on a non-loopback address (something else must guard the
+    /// port). Without it, allim refuses to start open to the network.
+    #[arg(long, env = "ALLIM_ALLOW_ANONYMOUS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_anonymous: bool,
 
     /// Largest accepted request body in bytes for one notification (batches get 16×, at most 8 MiB).
     #[arg(long, env = "ALLIM_MAX_BODY_BYTES", default_value_t = 256 * 1024, global = true)]
@@ -61,7 +73,21 @@ pub struct ApiArgs {
 
 impl ApiArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
-        for (i, token) in self.api_tokens.iter().map(ExposeSecret::expose_secret).enumerate() {
+        let open = self.api_tokens.is_empty() && self.app_token_secret.is_none();
+        if open && !self.listen.ip().is_loopback() && !self.allow_anonymous {
+            anyhow::bail!(
+                "ALLIM_API_TOKENS is empty and ALLIM_LISTEN ({}) is not a loopback address: /v1 would be open to \
+                 anyone who reaches the port (send SMS, read inboxes). Set ALLIM_API_TOKENS (e.g. send:…,admin:…), \
+                 or ALLIM_ALLOW_ANONYMOUS=true if something else guards the port",
+                self.listen
+            );
+        }
+        if let Some(secret) = &self.app_token_secret
+            && secret.expose_secret().len() < 32
+        {
+            anyhow::bail!("ALLIM_APP_TOKEN_SECRET must be at least 32 characters");
+        }
+        for (i, token) in self.api_tokens.iter().map(|t| t.secret.expose_secret()).enumerate() {
             if token.trim().len() < 16 {
                 anyhow::bail!(
                     "ALLIM_API_TOKENS: token #{} is shorter than 16 characters (tokens are secrets; use random ones)",
@@ -131,8 +157,13 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The `/v1` routes with their OpenAPI description.
+/// The `/v1` routes with their OpenAPI description, each group behind the scope it needs.
 fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
+    let auth = Auth::new(&config.api_tokens, config.app_token_secret.as_ref());
+    let guard = |scope: Scope| {
+        let auth = auth.clone();
+        middleware::from_fn(move |req: Request, next: Next| auth::require(auth.clone(), scope, req, next))
+    };
     let single = config.max_body_bytes;
     let batch = config.max_batch_body_bytes();
     let send = OpenApiRouter::new()
@@ -143,22 +174,28 @@ fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
         .routes(routes!(ingress::http::send_batch))
         .layer(DefaultBodyLimit::max(batch))
         .layer(axum::Extension(BodyLimit(batch)));
-    OpenApiRouter::new()
+    let send = OpenApiRouter::new()
         .merge(send)
         .merge(send_batch)
-        .routes(routes!(deliveries::get))
+        .layer(guard(Scope::Send));
+    let app = OpenApiRouter::new()
         .routes(routes!(inbox::list))
         .routes(routes!(inbox::unread_count))
         .routes(routes!(inbox::mark_read))
         .routes(routes!(inbox::mark_all_read))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::remove))
+        .layer(guard(Scope::App));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(deliveries::get))
         .routes(routes!(alarms::list_alarms))
         .routes(routes!(alarms::create_silence, alarms::list_silences))
         .routes(routes!(alarms::delete_silence))
         .routes(routes!(dead_letters::list))
         .routes(routes!(dead_letters::redrive))
         .routes(routes!(dead_letters::redrive_bulk))
+        .layer(guard(Scope::Admin));
+    OpenApiRouter::new().merge(send).merge(app).merge(admin)
 }
 
 /// The OpenAPI document (also used by the snapshot test).
@@ -168,15 +205,7 @@ pub fn openapi(config: &ApiArgs) -> utoipa::openapi::OpenApi {
 
 /// Routes and document together; the token check wraps only the `/v1` routes.
 fn build(config: &ApiArgs) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let tokens: Arc<[String]> = config
-        .api_tokens
-        .iter()
-        .map(|t| t.expose_secret().to_string())
-        .collect();
-    let v1 = v1_routes(config).layer(middleware::from_fn(move |req: Request, next: Next| {
-        let tokens = tokens.clone();
-        async move { require_token(&tokens, req, next).await }
-    }));
+    let v1 = v1_routes(config);
     let sns = OpenApiRouter::new()
         .routes(routes!(ingress::sns::webhook))
         .layer(DefaultBodyLimit::max(ingress::sns::MAX_BODY))
@@ -225,27 +254,4 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route; the API is described at /docs")
-}
-
-/// Requires a configured bearer token on `/v1` (constant-time comparison; the token is never logged).
-async fn require_token(tokens: &[String], req: Request, next: Next) -> Response {
-    if tokens.is_empty() {
-        return next.run(req).await;
-    }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let ok = presented.is_some_and(|p| {
-        tokens
-            .iter()
-            .fold(false, |acc, t| acc | bool::from(t.as_bytes().ct_eq(p.as_bytes())))
-    });
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized.into_response()
-    }
 }

@@ -127,18 +127,17 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::SecretString;
-
     use super::*;
+    use crate::api::auth::ApiToken;
 
     #[test]
     fn validation_names_the_setting() {
         let mut c = Config::for_tests("postgres://x");
         assert!(c.validate().unwrap_err().to_string().contains("DATABASE_URL"));
         c.db.database_url = "sqlite://x.db".into();
-        c.api.api_tokens = vec![SecretString::from("short")];
+        c.api.api_tokens = vec![ApiToken::parse("send:short").unwrap()];
         assert!(c.validate().unwrap_err().to_string().contains("ALLIM_API_TOKENS"));
-        c.api.api_tokens = vec![SecretString::from("0123456789abcdef0")];
+        c.api.api_tokens = vec![ApiToken::parse("0123456789abcdef0").unwrap()];
         c.validate().unwrap();
         assert!(!format!("{:?}", c.api.api_tokens).contains("0123456789abcdef0"));
         let mut secretive = c.clone();
@@ -152,6 +151,19 @@ mod tests {
         let mut c = Config::for_tests("sqlite://x.db");
         c.http.http_timeout = Duration::from_secs(40);
         assert!(c.validate().unwrap_err().to_string().contains("ALLIM_HTTP_TIMEOUT"));
+        // Secure by default: open /v1 only on loopback, or when explicitly allowed.
+        let mut c = Config::for_tests("sqlite://x.db");
+        c.api.listen = "0.0.0.0:8080".parse().unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("ALLIM_API_TOKENS") && e.contains("ALLIM_ALLOW_ANONYMOUS"),
+            "{e}"
+        );
+        c.api.allow_anonymous = true;
+        c.validate().unwrap();
+        c.api.allow_anonymous = false;
+        c.api.api_tokens = vec![ApiToken::parse("send:0123456789abcdef0").unwrap()];
+        c.validate().unwrap();
     }
 
     #[test]

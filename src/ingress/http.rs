@@ -72,7 +72,7 @@ impl From<Outcome> for AcceptedResponse {
         (status = 422, description = "Not a valid notification; `field` names the problem", body = ErrorBody),
         (status = 503, description = "Database unavailable; nothing stored", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["send"]))
 )]
 pub async fn send_notification(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ pub struct BatchResponse {
         (status = 422, description = "`notifications` missing, empty or over 500", body = ErrorBody),
         (status = 503, description = "Database unavailable; nothing stored", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["send"]))
 )]
 pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BatchResponse>> {
     let value: Value =

@@ -484,7 +484,7 @@ async fn delivery_lookup(db: Db) {
 async fn api_tokens_guard_v1_only() {
     let token = "test-token-0123456789abcdef";
     let mut app = spawn_app_with(Db::Sqlite, |c| {
-        c.api.api_tokens = vec![secrecy::SecretString::from(token)]
+        c.api.api_tokens = vec![allim::api::auth::ApiToken::parse(token).unwrap()]
     })
     .await;
     let n = app_notification("a", "x");
@@ -501,6 +501,86 @@ async fn api_tokens_guard_v1_only() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
     assert_eq!(app.get("/openapi.json").await.status(), 200);
+    app.stop().await;
+}
+
+/// Scoped tokens: a producer's `send` token sends and nothing else; a user token the backend
+/// minted opens that user's inbox and devices only; `admin` opens everything.
+#[tokio::test]
+async fn scoped_tokens_open_only_their_routes() {
+    let secret = "app-token-secret-0123456789abcdefgh";
+    let mut app = spawn_app_with(Db::Sqlite, |c| {
+        c.api.api_tokens = ["send:send-token-0123456789abcdef", "admin:admin-token-0123456789abcdef"]
+            .iter()
+            .map(|t| allim::api::auth::ApiToken::parse(t).unwrap())
+            .collect();
+        c.api.app_token_secret = Some(secrecy::SecretString::from(secret));
+    })
+    .await;
+    let as_ = |token: &str| Some(token.to_string());
+    app.token = as_("send-token-0123456789abcdef");
+    assert_eq!(
+        app.post("/v1/notifications", &app_notification("42", "hi"))
+            .await
+            .status(),
+        202
+    );
+    let (s, b) = json(app.get("/v1/users/42/notifications").await).await;
+    assert_eq!((s, b["error"].as_str()), (403, Some("forbidden")), "{b}");
+    assert_eq!(app.get("/v1/dead-letters").await.status(), 403);
+
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: i64,
+    }
+    let user_token = |sub: &str| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &Claims {
+                sub,
+                exp: chrono::Utc::now().timestamp() + 300,
+            },
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    app.token = Some(user_token("42"));
+    assert_eq!(app.get_ok("/v1/users/42/notifications/unread-count").await["unread"], 1);
+    assert_eq!(
+        app.get("/v1/users/43/notifications").await.status(),
+        403,
+        "another user's inbox"
+    );
+    let steal = json!({"token": "fMEP0vJqS0Kx:APA91bH", "platform": "android"});
+    let res = app
+        .client
+        .put(app.url("/v1/users/43/devices"))
+        .bearer_auth(user_token("42"))
+        .json(&steal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "a user cannot move a token to another user");
+    assert_eq!(
+        app.post("/v1/notifications", &app_notification("42", "x"))
+            .await
+            .status(),
+        403
+    );
+
+    app.token = as_("admin-token-0123456789abcdef");
+    assert_eq!(app.get("/v1/users/43/notifications").await.status(), 200);
+    assert_eq!(app.get("/v1/dead-letters").await.status(), 200);
+    let doc = app.get_ok("/openapi.json").await;
+    assert_eq!(
+        doc["paths"]["/v1/notifications"]["post"]["security"][0]["bearer"][0],
+        "send"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/dead-letters"]["get"]["security"][0]["bearer"][0],
+        "admin"
+    );
     app.stop().await;
 }
 

@@ -30,6 +30,23 @@ fn migrate_creates_the_schema_and_bad_settings_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ALLIM_SQS_POLLERS"));
 }
 
+/// Secure by default: without tokens allim will not serve /v1 on a non-loopback address.
+#[test]
+fn refuses_to_listen_open_on_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("o.db").display());
+    let out = allim(&[], &[("DATABASE_URL", &url), ("ALLIM_LISTEN", "0.0.0.0:0")]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ALLIM_API_TOKENS is empty") && err.contains("ALLIM_ALLOW_ANONYMOUS"),
+        "{err}"
+    );
+    // A migration needs no tokens.
+    let out = allim(&["migrate"], &[("DATABASE_URL", &url), ("ALLIM_LISTEN", "0.0.0.0:0")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn help_documents_every_setting_in_the_readme() {
     let out = allim(&["--help"], &[]);

@@ -174,7 +174,7 @@ pub async fn spawn_on(
         .api
         .api_tokens
         .first()
-        .map(|t| secrecy::ExposeSecret::expose_secret(t).to_string());
+        .map(|t| secrecy::ExposeSecret::expose_secret(&t.secret).to_string());
     let app = build(Application::builder(config))
         .build()
         .await

@@ -163,6 +163,28 @@ fn every_resource_is_defined() {
         assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
     }
     assert_eq!(of_type(&t, "AWS::IAM::Role").len(), 2, "task role and execution role");
+
+    // Secure by default: with the load balancer, the token secret is required (a template
+    // rule, checked by CloudFormation before anything is created); without one, allim is
+    // told it may listen without tokens.
+    let rule = &t["Rules"]["ApiTokensWithLoadBalancer"];
+    assert_eq!(
+        rule["RuleCondition"],
+        json!({"Fn::Equals": [{"Ref": "LowCostMode"}, "false"]})
+    );
+    assert_eq!(
+        rule["Assertions"][0]["Assert"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiTokensSecretArn"}, ""]}]})
+    );
+    let env = one(&t, "AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"][0]["Environment"].to_string();
+    assert!(
+        env.contains(r#"{"Fn::If":["OpenWithoutAlb",{"Name":"ALLIM_ALLOW_ANONYMOUS","Value":"true"}"#),
+        "{env}"
+    );
+    assert_eq!(
+        t["Conditions"]["OpenWithoutAlb"],
+        json!({"Fn::And": [{"Condition": "LowCost"}, {"Fn::Not": [{"Condition": "HasApiTokens"}]}]})
+    );
 }
 
 #[test]
