@@ -87,7 +87,7 @@ impl Lane {
             return Ok(Vec::new());
         }
         self.store
-            .claim_due(&self.owner, now, self.lease_ms(), room, &[self.kind.as_str()])
+            .claim_due(&self.owner, now, self.lease_ms(), room, self.kind.as_str())
             .await
     }
 

@@ -181,15 +181,15 @@ fn decide_honours_retry_after_within_the_cap() {
 async fn a_live_lease_is_not_taken() {
     let clock = Clock::manual(T0);
     let (store, _, _) = setup(&clock, &["leased"]).await;
-    assert_eq!(store.claim_due("a", T0, 60_000, 10, &["SLACK"]).await.unwrap().len(), 1);
+    assert_eq!(store.claim_due("a", T0, 60_000, 10, "SLACK").await.unwrap().len(), 1);
     assert!(
         store
-            .claim_due("b", T0 + 59_999, 60_000, 10, &["SLACK"])
+            .claim_due("b", T0 + 59_999, 60_000, 10, "SLACK")
             .await
             .unwrap()
             .is_empty()
     );
-    let taken = store.claim_due("b", T0 + 60_001, 60_000, 10, &["SLACK"]).await.unwrap();
+    let taken = store.claim_due("b", T0 + 60_001, 60_000, 10, "SLACK").await.unwrap();
     assert_eq!((taken.len(), taken[0].attempts), (1, 2));
     // The first owner's late answer cannot overwrite the new owner's.
     let late = Finish::Dead { error: "late".into() };

@@ -86,32 +86,28 @@ where
 }
 
 impl Store {
-    /// Leases up to `limit` due deliveries of the given types to `owner` until
-    /// `now + lease_ms`, counting the attempt, and returns them.
+    /// Leases up to `limit` due deliveries of one type (a lane's) to `owner` until
+    /// `now + lease_ms`, counting the attempt, and returns them, oldest due first. Reads the
+    /// `(notification_type, next_attempt_at, id)` index in order, so LIMIT stops early.
     pub async fn claim_due(
         &self,
         owner: &str,
         now: i64,
         lease_ms: i64,
         limit: u32,
-        types: &[&str],
+        kind: &str,
     ) -> StoreResult<Vec<DeliveryRow>> {
-        if types.is_empty() {
-            return Ok(Vec::new());
-        }
         let lock = match self.backend() {
             Backend::MySql => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let rows = with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let mut q = QueryBuilder::new("SELECT id FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ");
-            q.push_bind(now).push(" AND notification_type IN (");
-            let mut list = q.separated(", ");
-            for t in types {
-                list.push_bind(*t);
-            }
-            q.push(") AND (lease_until IS NULL OR lease_until < ")
+            let mut q = QueryBuilder::new("SELECT id FROM deliveries WHERE notification_type = ");
+            q.push_bind(kind)
+                .push(" AND next_attempt_at <= ")
+                .push_bind(now)
+                .push(" AND status IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < ")
                 .push_bind(now)
                 .push(") ORDER BY next_attempt_at, id LIMIT ")
                 .push_bind(i64::from(limit))

@@ -176,7 +176,7 @@ async fn expired_lease_is_taken_over() {
     let clock = test_clock();
     let claimed = ingest
         .store
-        .claim_due("ghost", clock.now_ms(), 60_000, 10, &["PUSH"])
+        .claim_due("ghost", clock.now_ms(), 60_000, 10, "PUSH")
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

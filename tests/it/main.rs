@@ -7,6 +7,7 @@ mod support;
 
 mod api;
 mod channels;
+mod claim;
 mod cli;
 mod deploy;
 mod dispatch;
