@@ -147,7 +147,7 @@ impl ApplicationBuilder {
             metrics.clone(),
             clock.clone(),
         );
-        let sns = config.sns.verifier(http.clone()).map(Arc::new);
+        let sns = config.sns.verifier(http.clone(), clock.clone()).map(Arc::new);
         let deps = Deps {
             store: store.clone(),
             http: http.clone(),
@@ -180,6 +180,7 @@ impl ApplicationBuilder {
                     config.sqs.clone(),
                     acceptor.clone(),
                     alarm_router.clone(),
+                    sns.clone(),
                     metrics.clone(),
                     consumer_health.clone(),
                 )))

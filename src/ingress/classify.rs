@@ -91,6 +91,15 @@ pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
     }
 }
 
+/// A message kept as `rejected` with `reason` (its whole body as the raw body).
+pub fn rejected_message(m: &Message, reason: String) -> Classified {
+    Classified::Entry(Entry::Rejected {
+        raw: m.body().unwrap_or_default().to_string(),
+        reason,
+        idempotency_key: Some(message_key("sqs", m.message_id().unwrap_or_default())),
+    })
+}
+
 /// If `v` is an SNS Notification envelope (a queue subscribed to a topic without raw
 /// delivery), its MessageId and Message.
 pub fn unwrap_sns(v: &Value) -> Option<(&str, &str)> {

@@ -14,20 +14,20 @@ use crate::helpers::{Db, TestApp, TestDb, json, spawn_on};
 use crate::providers::{self, SensServer};
 use crate::support::{eventually, moto_endpoint};
 
-const TOPIC: &str = "arn:aws:sns:ap-northeast-2:123456789012:alarms";
+pub(crate) const TOPIC: &str = "arn:aws:sns:ap-northeast-2:123456789012:alarms";
 const OTHER_TOPIC: &str = "arn:aws:sns:ap-northeast-2:123456789012:other";
 const KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sns-test-key.pem");
 const CERT: &str = include_str!("../fixtures/sns-test-cert.pem");
 
 /// Serves the signing certificate and a SubscribeURL that records its hits.
-struct CertServer {
-    base: String,
+pub(crate) struct CertServer {
+    pub(crate) base: String,
     confirmations: Arc<Mutex<Vec<String>>>,
     /// How often the certificate was fetched.
     fetches: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn cert_server() -> CertServer {
+pub(crate) async fn cert_server() -> CertServer {
     let confirmations = Arc::new(Mutex::new(Vec::new()));
     let hits = confirmations.clone();
     let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -81,7 +81,7 @@ fn to_sign(m: &Value) -> String {
 }
 
 /// Signs with `openssl dgst -sha1|-sha256 -sign`.
-fn sign(m: &mut Value) {
+pub(crate) fn sign(m: &mut Value) {
     let digest = if m["SignatureVersion"] == "1" {
         "-sha1"
     } else {
@@ -100,11 +100,19 @@ fn sign(m: &mut Value) {
     m["Signature"] = json!(base64::engine::general_purpose::STANDARD.encode(out.stdout));
 }
 
-fn notification(certs: &CertServer, message: &str, version: &str) -> Value {
+/// An SNS timestamp `offset_s` seconds from now (SNS's own format).
+pub(crate) fn sns_time(offset_s: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(offset_s))
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A signed Notification of `message` on [`TOPIC`], certificate served by `certs`.
+pub(crate) fn notification(certs: &CertServer, message: &str, version: &str) -> Value {
     let mut m = json!({
         "Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(), "TopicArn": TOPIC,
         "Subject": "ALARM: \"x\" in Asia Pacific (Seoul)", "Message": message,
-        "Timestamp": "2026-11-22T01:31:00.000Z", "SignatureVersion": version,
+        "Timestamp": sns_time(-60), "SignatureVersion": version,
         "SigningCertURL": format!("{}SimpleNotificationService-test.pem", certs.base),
         "UnsubscribeURL": "https://sns.ap-northeast-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x"
     });
@@ -216,7 +224,7 @@ async fn signatures_are_verified() {
         ("Message", json!(body.replace("via sns", "via snS"))),
         ("MessageId", json!("another-id")),
         ("Subject", json!("OK: changed")),
-        ("Timestamp", json!("2026-11-22T01:31:00.001Z")),
+        ("Timestamp", json!(sns_time(-59))),
         ("TopicArn", json!(OTHER_TOPIC)),
     ] {
         let mut m = good.clone();
@@ -227,6 +235,15 @@ async fn signatures_are_verified() {
             b["message"].as_str().unwrap().contains("does not verify"),
             "{field}: {b}"
         );
+    }
+    // Correctly signed, but a replay from long ago, or from the future: refused.
+    for (offset, word) in [(-20 * 24 * 3600, "too old"), (3600, "in the future")] {
+        let mut m = good.clone();
+        m["Timestamp"] = json!(sns_time(offset));
+        sign(&mut m);
+        let (s, b) = post_sns(&app, &m).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b["message"].as_str().unwrap().contains(word), "{b}");
     }
     let mut m = good.clone();
     m.as_object_mut().unwrap().remove("Subject");
@@ -318,7 +335,7 @@ async fn subscription_confirmation_gets_the_subscribe_url() {
         let mut m = json!({"Type": "SubscriptionConfirmation", "MessageId": uuid::Uuid::new_v4().to_string(),
             "Token": "2336412f37fb", "TopicArn": TOPIC,
             "Message": "You have chosen to subscribe to the topic.\nTo confirm the subscription, visit the SubscribeURL included in this message.",
-            "SubscribeURL": subscribe, "Timestamp": "2026-11-22T01:00:00.000Z", "SignatureVersion": "1",
+            "SubscribeURL": subscribe, "Timestamp": sns_time(-60), "SignatureVersion": "1",
             "SigningCertURL": format!("{}SimpleNotificationService-test.pem", certs.base)});
         sign(&mut m);
         m

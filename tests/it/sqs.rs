@@ -16,6 +16,13 @@ async fn consumer(db_url: &str, queue_url: &str) -> TestApp {
     consumer_with(db_url, queue_url, |_| {}).await
 }
 
+/// The consumer verifies SNS envelopes on the queue against [`crate::sns::TOPIC`] and the
+/// local certificate server.
+fn verify_with(c: &mut allim::config::Config, certs: &crate::sns::CertServer) {
+    c.sns.sns_topic_arns = vec![crate::sns::TOPIC.into()];
+    c.sns.sns_insecure_cert_url_prefix = Some(certs.base.clone());
+}
+
 async fn consumer_with(db_url: &str, queue_url: &str, configure: impl FnOnce(&mut allim::config::Config)) -> TestApp {
     let queue_url = queue_url.to_string();
     spawn_on(
@@ -162,11 +169,12 @@ async fn sns_envelope_is_unwrapped(db: Db) {
     let test_db = TestDb::new(db).await;
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
+    let certs = crate::sns::cert_server().await;
     let envelope = |id: &str, message: &str| {
-        json!({"Type": "Notification", "MessageId": id, "TopicArn": "arn:aws:sns:ap-northeast-2:123456789012:allim",
-               "Message": message, "Timestamp": "2026-11-22T00:00:00.000Z", "SignatureVersion": "1",
-               "Signature": "x", "SigningCertURL": "https://sns.ap-northeast-2.amazonaws.com/x.pem"})
-        .to_string()
+        let mut m = crate::sns::notification(&certs, message, "1");
+        m["MessageId"] = json!(id);
+        crate::sns::sign(&mut m);
+        m.to_string()
     };
     let inner = app_body("u3", "from sns");
     // SNS retried into the queue: the same SNS MessageId twice.
@@ -176,7 +184,7 @@ async fn sns_envelope_is_unwrapped(db: Db) {
         envelope("6e1c-2", "not json"),
     ];
     send_all(&client, &queue, &bodies, None).await;
-    let app = consumer(&test_db.url, &queue).await;
+    let app = consumer_with(&test_db.url, &queue, |c| verify_with(c, &certs)).await;
     eventually(Duration::from_secs(30), "envelopes handled", || async {
         queue_depth(&client, &queue).await == 0 && app.count("SELECT COUNT(*) FROM deliveries").await == 2
     })
@@ -218,20 +226,25 @@ async fn alarm_through_the_queue_is_routed() {
         "StateChangeTime": "2026-11-22T01:00:00.000+0000", "Region": "Asia Pacific (Seoul)",
         "AlarmArn": "arn:aws:cloudwatch:ap-northeast-2:123456789012:alarm:queue-age", "OldStateValue": "OK",
         "Trigger": {"ComparisonOperator": "GreaterThanThreshold", "Threshold": 600.0, "Unit": null}});
-    let envelope = json!({"Type": "Notification", "MessageId": "alarm-msg-1", "TopicArn": "arn:aws:sns:ap-northeast-2:123456789012:alarms",
-        "Message": alarm.to_string(), "Timestamp": "2026-11-22T01:00:01.000Z", "SignatureVersion": "1", "Signature": "x",
-        "SigningCertURL": "https://sns.ap-northeast-2.amazonaws.com/x.pem"})
-    .to_string();
-    send_all(&client, &queue, &[envelope.clone(), envelope], None).await;
-    let queue_url = queue.clone();
-    let app = spawn_on(
-        &test_db.url,
-        move |c| {
-            c.sqs.sqs_queue_url = Some(queue_url);
-            c.alarms.alarm_rules = Some(rules);
-        },
-        |b| b.sqs_client(sqs_client()),
-    )
+    let certs = crate::sns::cert_server().await;
+    let mut signed = crate::sns::notification(&certs, &alarm.to_string(), "1");
+    signed["MessageId"] = json!("alarm-msg-1");
+    crate::sns::sign(&mut signed);
+    let envelope = signed.to_string();
+    // The same alarm forged by a producer on the queue: signed by nobody, a date far ahead
+    // (which would make every later real change look stale).
+    let mut forged = signed.clone();
+    forged["MessageId"] = json!("forged-1");
+    forged["Message"] = json!(
+        alarm
+            .to_string()
+            .replace("2026-11-22T01:00:00.000+0000", "2099-01-01T00:00:00.000+0000")
+    );
+    send_all(&client, &queue, &[envelope.clone(), envelope, forged.to_string()], None).await;
+    let app = consumer_with(&test_db.url, &queue, |c| {
+        verify_with(c, &certs);
+        c.alarms.alarm_rules = Some(rules);
+    })
     .await;
     eventually(Duration::from_secs(30), "the alarm SMS delivered", || async {
         queue_depth(&client, &queue).await == 0
@@ -248,7 +261,20 @@ async fn alarm_through_the_queue_is_routed() {
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, vec!["sent"], "the copy was recognised by its SNS MessageId");
+    assert_eq!(
+        outcomes,
+        vec!["sent"],
+        "the copy was recognised by its SNS MessageId; the forgery never routed"
+    );
+    let rejected = app.get_ok("/v1/dead-letters?status=rejected").await;
+    assert_eq!(rejected["items"].as_array().unwrap().len(), 1, "{rejected}");
+    assert!(
+        rejected["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SNS envelope refused: the signature does not verify"),
+        "{rejected}"
+    );
     let payload: String = app
         .store
         .scalar("SELECT payload FROM deliveries WHERE notification_type = 'SMS'")

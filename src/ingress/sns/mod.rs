@@ -55,7 +55,7 @@ impl SnsArgs {
     }
 
     /// The verifier, when a topic is allowed (warning loudly about the test-only settings).
-    pub fn verifier(&self, http: reqwest::Client) -> Option<SnsVerifier> {
+    pub fn verifier(&self, http: reqwest::Client, clock: crate::clock::Clock) -> Option<SnsVerifier> {
         if let Some(prefix) = &self.sns_insecure_cert_url_prefix {
             tracing::warn!(prefix = %prefix, "ALLIM_SNS_INSECURE_CERT_URL_PREFIX is set: SNS certificates are also accepted from this prefix. FOR TESTS ONLY; never set it in production");
         }
@@ -68,6 +68,7 @@ impl SnsArgs {
                 self.sns_topic_arns.clone(),
                 self.sns_insecure_cert_url_prefix.clone(),
                 self.sns_insecure_cert_fetch_base.clone(),
+                clock,
             )
         })
     }

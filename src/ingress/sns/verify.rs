@@ -19,6 +19,8 @@ use base64::Engine;
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
+use crate::clock::{Clock, duration_ms};
+
 /// An SNS message envelope as delivered over HTTP.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Envelope {
@@ -141,7 +143,14 @@ pub struct SnsVerifier {
     insecure_fetch_base: Option<String>,
     /// Certificate URL → (RSA public key, fetched at).
     keys: RwLock<HashMap<String, CachedKey>>,
+    clock: Clock,
 }
+
+/// How old a message may be: SNS retries an HTTP delivery for up to an hour by default (a
+/// custom policy can stretch that), and a queue keeps a message for at most 14 days; older, it
+/// is a replay. A clock more than 5 minutes ahead is refused too.
+const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+const MAX_SKEW: Duration = Duration::from_secs(300);
 
 const KEY_TTL: Duration = Duration::from_secs(24 * 3600);
 const KEYS_MAX: usize = 64;
@@ -152,6 +161,7 @@ impl SnsVerifier {
         topics: Vec<String>,
         insecure_prefix: Option<String>,
         insecure_fetch_base: Option<String>,
+        clock: Clock,
     ) -> Self {
         SnsVerifier {
             http,
@@ -159,6 +169,7 @@ impl SnsVerifier {
             insecure_prefix,
             insecure_fetch_base,
             keys: RwLock::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -222,11 +233,43 @@ impl SnsVerifier {
         let signature = base64::engine::general_purpose::STANDARD
             .decode(envelope.signature.trim())
             .map_err(|_| Refused::new(StatusCode::BAD_REQUEST, "signature", "Signature is not Base64"))?;
+        self.check_fresh(&envelope.timestamp)?;
         let key = self.public_key(&envelope.signing_cert_url).await?;
         UnparsedPublicKey::new(algorithm, key.as_slice())
             .verify(string_to_sign(&envelope).as_bytes(), &signature)
             .map_err(|_| Refused::new(StatusCode::BAD_REQUEST, "signature", "the signature does not verify"))?;
         Ok(envelope)
+    }
+
+    /// Refuses a Timestamp older than [`MAX_AGE`] or more than [`MAX_SKEW`] ahead: a replayed
+    /// message keeps a valid signature forever, and a forged far-future alarm would make every
+    /// later real change look stale.
+    fn check_fresh(&self, timestamp: &str) -> Result<(), Refused> {
+        let at = chrono::DateTime::parse_from_rfc3339(timestamp)
+            .map_err(|_| {
+                Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    "timestamp",
+                    "Timestamp is not an RFC 3339 time",
+                )
+            })?
+            .timestamp_millis();
+        let now = self.clock.now_ms();
+        if at > now + duration_ms(MAX_SKEW) {
+            return Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                "timestamp",
+                format!("Timestamp {timestamp} is in the future"),
+            ));
+        }
+        if at < now - duration_ms(MAX_AGE) {
+            return Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                "timestamp",
+                format!("Timestamp {timestamp} is too old (a replay)"),
+            ));
+        }
+        Ok(())
     }
 
     /// The RSA public key of a signing certificate, cached per URL.
