@@ -10,11 +10,8 @@ use clap::{Args, FromArgMatches};
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("{s:?} is not a valid duration"))
-        };
+        // try_from: a number too large for a Duration is an error, not a panic.
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a valid duration"));
     }
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 25s, 500ms, 2m"))
 }
@@ -40,5 +37,7 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-3").is_err());
+        assert!(parse_duration("100000000000000000000").is_err(), "no panic on overflow");
+        assert!(parse_duration("NaN").is_err());
     }
 }

@@ -112,7 +112,7 @@ pub async fn create_silence(
             .map_err(|_| invalid("until", "must be an RFC 3339 time"))?,
         (None, Some(d)) => {
             let d = parse_duration(d).map_err(|e| invalid("duration", e))?;
-            now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+            now.saturating_add(crate::clock::duration_ms(d))
         }
         _ => return Err(invalid("until", "give exactly one of until or duration")),
     };

@@ -240,7 +240,8 @@ pub fn router(state: AppState) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    let path = log_path(req.uri().path());
+                    tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
                 })
                 .on_request(())
                 .on_response(
@@ -254,4 +255,28 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route; the API is described at /docs")
+}
+
+/// The path as logged: a push token in `/v1/users/{userId}/devices/{token}` is masked (tokens
+/// are credentials of a kind).
+fn log_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.split_once("/devices/") {
+        Some((head, token)) if path.starts_with("/v1/users/") && !token.is_empty() => {
+            std::borrow::Cow::Owned(format!("{head}/devices/{}", crate::telemetry::mask(token)))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn device_tokens_are_masked_in_logged_paths() {
+        assert_eq!(
+            super::log_path("/v1/users/42/devices/fMEP0vJqS0Kx:APA91bHsecret"),
+            "/v1/users/42/devices/**********************cret"
+        );
+        assert_eq!(super::log_path("/v1/users/42/devices"), "/v1/users/42/devices");
+        assert_eq!(super::log_path("/v1/notifications"), "/v1/notifications");
+    }
 }

@@ -295,3 +295,18 @@ async fn one_task_at_a_time_holds_a_lane() {
         "nothing due, but the lane is free to take"
     );
 }
+
+#[tokio::test]
+async fn a_deploy_uses_up_no_attempt() {
+    let clock = Clock::manual(T0);
+    let (store, _, dispatcher) = setup(&clock, &["r"]).await;
+    let claimed = store
+        .claim_due(dispatcher.owner(), T0, 60_000, 10, "SLACK")
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].attempts, 1);
+    // The task stops before the send: the lease goes back with its attempt.
+    dispatcher.release().await;
+    let row = store.get_delivery("r").await.unwrap().unwrap();
+    assert_eq!((row.status, row.attempts), (DeliveryStatus::Pending, 0));
+}

@@ -70,12 +70,20 @@ pub async fn lock_alarm_state(tx: &mut Tx, fresh: &AlarmStateRow) -> StoreResult
         Tx::Sqlite(_) => Backend::Sqlite,
         Tx::MySql(_) => Backend::MySql,
     };
-    let (insert, lock) = match backend {
-        Backend::MySql => ("INSERT IGNORE", " FOR UPDATE"),
-        Backend::Sqlite => ("INSERT OR IGNORE", ""),
+    // MySQL: `ON DUPLICATE KEY UPDATE` takes the existing row's exclusive lock at once.
+    // (`INSERT IGNORE` took a shared lock that the `FOR UPDATE` then had to upgrade: two
+    // transactions on the same alarm deadlocked, error 1213.)
+    let (insert, conflict, lock) = match backend {
+        Backend::MySql => (
+            "INSERT",
+            " ON DUPLICATE KEY UPDATE alarm_key = alarm_key",
+            " FOR UPDATE",
+        ),
+        Backend::Sqlite => ("INSERT OR IGNORE", "", ""),
     };
-    let insert =
-        format!("{insert} INTO alarm_state (alarm_key, name, account, region, updated_at) VALUES (?, ?, ?, ?, ?)");
+    let insert = format!(
+        "{insert} INTO alarm_state (alarm_key, name, account, region, updated_at) VALUES (?, ?, ?, ?, ?){conflict}"
+    );
     let select = format!("SELECT {STATE_COLUMNS} FROM alarm_state WHERE alarm_key = ?{lock}");
     Ok(with_tx!(tx, conn => {
         sqlx::query(AssertSqlSafe(insert))

@@ -110,7 +110,8 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    // The host follows the last '@': a password may contain '@' itself.
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")
@@ -130,5 +131,10 @@ mod tests {
             "mysql://app:***@db:3306/allim"
         );
         assert_eq!(redact_url("sqlite://allim.db"), "sqlite://allim.db");
+        assert_eq!(
+            redact_url("mysql://app:p@ss@w0rd@db:3306/allim"),
+            "mysql://app:***@db:3306/allim",
+            "no tail of a password with '@'"
+        );
     }
 }

@@ -167,6 +167,10 @@ fn every_resource_is_defined() {
     // Secure by default: with the load balancer, the token secret is required (a template
     // rule, checked by CloudFormation before anything is created); without one, allim is
     // told it may listen without tokens.
+    // SIGKILL only after any allowed grace (ShutdownGraceSeconds ≤ 110).
+    let container = &one(&t, "AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"][0];
+    assert_eq!(container["StopTimeout"], 120);
+    assert_eq!(t["Parameters"]["ShutdownGraceSeconds"]["MaxValue"], 110);
     let rule = &t["Rules"]["ApiTokensWithLoadBalancer"];
     assert_eq!(
         rule["RuleCondition"],

@@ -5,6 +5,7 @@ mod helpers;
 mod providers;
 mod support;
 
+mod alarm_race;
 mod api;
 mod channels;
 mod claim;
