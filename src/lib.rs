@@ -280,6 +280,7 @@ impl Application {
         let state_alarms = state.alarms.clone();
         let state_iam_refresh = config.db.db_iam_refresh;
         let alarm_tick = config.alarms.alarm_tick;
+        let state_clock = state.clock.clone();
         let app = api::router(state);
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut tasks = tokio::task::JoinSet::new();
@@ -305,6 +306,17 @@ impl Application {
             let token = shutdown.clone();
             tasks.spawn(async move {
                 store.refresh_iam_tokens(every, token).await;
+                Ok(())
+            });
+        }
+        if let Some(retention) = config.db.retention {
+            let store = store.clone();
+            let clock = state_clock.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                store
+                    .run_retention(retention, std::time::Duration::from_secs(3600), clock, token)
+                    .await;
                 Ok(())
             });
         }

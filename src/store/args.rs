@@ -52,6 +52,11 @@ pub struct DbArgs {
     #[arg(long, env = "ALLIM_DB_IAM_REFRESH", default_value = "10m", value_parser = parse_duration, global = true)]
     pub db_iam_refresh: Duration,
 
+    /// Delete what is finished and older than this (e.g. `90d`): delivered, dead and rejected
+    /// deliveries, read inbox rows, alarm history, sent-part records. Unset: keep everything.
+    #[arg(long, env = "ALLIM_RETENTION", value_parser = parse_duration, global = true)]
+    pub retention: Option<Duration>,
+
     /// Apply migrations at start. `allim migrate` applies them explicitly.
     #[arg(long, env = "ALLIM_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub auto_migrate: bool,
@@ -97,6 +102,11 @@ impl DbArgs {
         }
         if self.db_acquire_timeout < Duration::from_millis(100) || self.db_acquire_timeout > Duration::from_secs(60) {
             anyhow::bail!("ALLIM_DB_ACQUIRE_TIMEOUT must be between 100ms and 60s");
+        }
+        if let Some(r) = self.retention
+            && r < Duration::from_secs(24 * 3600)
+        {
+            anyhow::bail!("ALLIM_RETENTION must be at least 1d");
         }
         if self.db_max_connections == 0 || self.db_max_connections > 1000 {
             anyhow::bail!("ALLIM_DB_MAX_CONNECTIONS must be between 1 and 1000");

@@ -22,6 +22,7 @@ mod dispatch;
 mod inbox;
 mod lanes;
 pub mod rds;
+mod retention;
 mod wake;
 
 pub use args::{DbArgs, redact_url};
@@ -29,6 +30,7 @@ pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, insert_deliveries
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
+pub use retention::Purged;
 pub use wake::Wake;
 
 use std::str::FromStr;
