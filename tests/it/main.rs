@@ -12,6 +12,7 @@ mod claim;
 mod cli;
 mod deploy;
 mod dispatch;
+mod fuzz;
 mod infra;
 mod lanes;
 mod rds;
