@@ -25,6 +25,8 @@ pub(crate) struct CertServer {
     confirmations: Arc<Mutex<Vec<String>>>,
     /// How often the certificate was fetched.
     fetches: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests for anything else (404s).
+    misses: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub(crate) async fn cert_server() -> CertServer {
@@ -32,6 +34,8 @@ pub(crate) async fn cert_server() -> CertServer {
     let hits = confirmations.clone();
     let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = fetches.clone();
+    let misses = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let missed = misses.clone();
     let router = Router::new()
         .route(
             "/SimpleNotificationService-test.pem",
@@ -49,7 +53,11 @@ pub(crate) async fn cert_server() -> CertServer {
                     "<ConfirmSubscriptionResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:ap-northeast-2:123456789012:alarms:1</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>"
                 }
             }),
-        );
+        )
+        .fallback(move || {
+            missed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async { (axum::http::StatusCode::NOT_FOUND, "NoSuchKey") }
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -57,6 +65,7 @@ pub(crate) async fn cert_server() -> CertServer {
         base: format!("http://{addr}/"),
         confirmations,
         fetches,
+        misses,
     }
 }
 
@@ -236,6 +245,20 @@ async fn signatures_are_verified() {
             "{field}: {b}"
         );
     }
+    // A certificate URL that fails is not fetched again for a while (strangers choose the URL).
+    for round in 0..3 {
+        let mut m = good.clone();
+        m["SigningCertURL"] = json!(format!("{}missing.pem", certs.base));
+        let (s, b) = post_sns(&app, &m).await;
+        assert_eq!(s, 400, "{b}");
+        let expected = if round == 0 { "answered 404" } else { "failed lately" };
+        assert!(b["message"].as_str().unwrap().contains(expected), "{b}");
+    }
+    assert_eq!(
+        certs.misses.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "fetched once"
+    );
     // Correctly signed, but a replay from long ago, or from the future: refused.
     for (offset, word) in [(-20 * 24 * 3600, "too old"), (3600, "in the future")] {
         let mut m = good.clone();

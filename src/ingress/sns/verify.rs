@@ -143,8 +143,15 @@ pub struct SnsVerifier {
     insecure_fetch_base: Option<String>,
     /// Certificate URL → (RSA public key, fetched at).
     keys: RwLock<HashMap<String, CachedKey>>,
+    /// Certificate URL → when fetching it last failed (a negative cache).
+    failed: RwLock<HashMap<String, Instant>>,
+    /// At most a few fetches of new certificate URLs a minute.
+    fetches: governor::DefaultDirectRateLimiter,
     clock: Clock,
 }
+
+/// How long a failed certificate URL is not fetched again.
+const FAILED_TTL: Duration = Duration::from_secs(300);
 
 /// How old a message may be: SNS retries an HTTP delivery for up to an hour by default (a
 /// custom policy can stretch that), and a queue keeps a message for at most 14 days; older, it
@@ -169,6 +176,13 @@ impl SnsVerifier {
             insecure_prefix,
             insecure_fetch_base,
             keys: RwLock::new(HashMap::new()),
+            failed: RwLock::new(HashMap::new()),
+            // SNS signs with one certificate per region, rotated rarely: 10 new URLs a minute
+            // (5 at once) is far above need and bounds what strangers can make allim fetch.
+            fetches: governor::RateLimiter::direct(
+                governor::Quota::per_minute(std::num::NonZeroU32::new(10).expect("non-zero"))
+                    .allow_burst(std::num::NonZeroU32::new(5).expect("non-zero")),
+            ),
             clock,
         }
     }
@@ -279,6 +293,39 @@ impl SnsVerifier {
         {
             return Ok(key.clone());
         }
+        // A URL that failed lately is not fetched again (each costs an outbound request that a
+        // stranger can cause), and fetches of new URLs are rate limited.
+        if let Some(at) = self.failed.read().await.get(url)
+            && at.elapsed() < FAILED_TTL
+        {
+            return Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                "cert_fetch",
+                "this signing certificate URL failed lately; not fetched again yet",
+            ));
+        }
+        if self.fetches.check().is_err() {
+            return Err(Refused::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cert_fetch",
+                "too many signing-certificate fetches; try again shortly",
+            ));
+        }
+        let result = self.fetch_key(url).await;
+        if let Err(r) = &result
+            && r.status == StatusCode::BAD_REQUEST
+        {
+            let mut failed = self.failed.write().await;
+            if failed.len() >= KEYS_MAX {
+                failed.clear();
+            }
+            failed.insert(url.to_string(), Instant::now());
+        }
+        result
+    }
+
+    /// Fetches and parses a signing certificate; caches its key.
+    async fn fetch_key(&self, url: &str) -> Result<Arc<Vec<u8>>, Refused> {
         let fetch_url = match &self.insecure_fetch_base {
             // Test only: fetch the certificate of an SNS URL from a local stand-in (moto).
             Some(base) => match reqwest::Url::parse(url) {
