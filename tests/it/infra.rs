@@ -121,7 +121,11 @@ fn every_resource_is_defined() {
         main["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
         json!({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
     );
-    one(&t, "AWS::SNS::Topic");
+    assert_eq!(
+        of_type(&t, "AWS::SNS::Topic").len(),
+        2,
+        "the alarm topic allim consumes, and the ops topic it does not"
+    );
     let subs = of_type(&t, "AWS::SNS::Subscription");
     let https = subs
         .iter()
@@ -159,9 +163,18 @@ fn every_resource_is_defined() {
     ] {
         assert!(names.contains(&m), "alarm on {m}");
     }
+    // allim's own alarms go to a topic allim does not consume, so they page someone even
+    // when allim is down.
     for (_, a) in alarms {
-        assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
+        assert_eq!(a["Properties"]["AlarmActions"], json!([{"Ref": "OpsTopic"}]));
     }
+    let subs = of_type(&t, "AWS::SNS::Subscription");
+    assert!(
+        subs.iter()
+            .all(|(_, s)| s["Properties"]["TopicArn"] != json!({"Ref": "OpsTopic"})
+                || s["Properties"]["Protocol"] == "email"),
+        "nothing of allim's subscribes to the ops topic"
+    );
     assert_eq!(of_type(&t, "AWS::IAM::Role").len(), 2, "task role and execution role");
 
     // Secure by default: with the load balancer, the token secret is required (a template
