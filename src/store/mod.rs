@@ -272,13 +272,30 @@ impl Store {
         })
     }
 
-    /// Applies the migrations of this backend.
+    /// Applies the migrations of this backend. Several tasks may start at once: on MySQL they
+    /// take turns under a named lock. (sqlx's own lock asks `GET_LOCK(name, -1)` and ignores the
+    /// answer; MariaDB may answer 0 at once rather than wait, and two tasks then both apply
+    /// migration 1 — seen in tests/it/chaos.rs.)
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-            Pool::MySql(p) => MYSQL_MIGRATIONS.run(p).await,
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await.context("applying migrations"),
+            Pool::MySql(p) => {
+                let mut conn = p.acquire().await.context("applying migrations")?;
+                let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('allim_migrations', 300)")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .context("applying migrations: taking the migration lock")?;
+                anyhow::ensure!(
+                    locked == Some(1),
+                    "applying migrations: another task held the migration lock for 5 minutes"
+                );
+                let applied = MYSQL_MIGRATIONS.run(&mut *conn).await.context("applying migrations");
+                let _ = sqlx::query("SELECT RELEASE_LOCK('allim_migrations')")
+                    .execute(&mut *conn)
+                    .await;
+                applied
+            }
         }
-        .context("applying migrations")
     }
 
     /// Cheap round trip, for `/readyz`.

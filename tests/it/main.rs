@@ -8,6 +8,7 @@ mod support;
 mod alarm_race;
 mod api;
 mod channels;
+mod chaos;
 mod claim;
 mod cli;
 mod deploy;

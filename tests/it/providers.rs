@@ -51,6 +51,10 @@ pub struct SensState {
     /// instead of processing, `None` processes normally.
     pub fail_next: Mutex<VecDeque<Option<u16>>>,
     pub rejected_auth: Mutex<u32>,
+    /// Chaos: this share of requests (in %) fails with a 500, and this share is answered only
+    /// after 2 s (both decided per request, after authentication).
+    pub fail_percent: std::sync::atomic::AtomicU32,
+    pub slow_percent: std::sync::atomic::AtomicU32,
 }
 
 pub struct SensServer {
@@ -130,6 +134,15 @@ async fn sens_send(
     }
     if header("content-type").as_deref() != Some("application/json; charset=utf-8") {
         return sens_validation(vec!["Content-Type must be application/json; charset=utf-8".into()]);
+    }
+    let roll = (uuid::Uuid::new_v4().as_u128() % 100) as u32;
+    let fail = state.fail_percent.load(std::sync::atomic::Ordering::Relaxed);
+    let slow = state.slow_percent.load(std::sync::atomic::Ordering::Relaxed);
+    if roll < fail {
+        return json_response(500, json!({"status": 500, "errorMessage": "chaos: internal error"}));
+    }
+    if roll < fail + slow {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
     let injected = state.fail_next.lock().unwrap().pop_front().flatten();
     if let Some(status) = injected {
