@@ -52,8 +52,8 @@ impl Channel for Scripted {
     }
 }
 
-async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher) {
-    let store = Store::memory().await;
+/// Pending Slack rows, due at `at`.
+async fn insert_slack(store: &Store, ids: &[&str], at: i64) {
     let rows: Vec<NewDelivery> = ids
         .iter()
         .map(|id| NewDelivery {
@@ -63,14 +63,18 @@ async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher
             source: "http",
             payload: r#"{"notificationType":"SLACK","text":"hi"}"#.into(),
             status: DeliveryStatus::Pending,
-            next_attempt_at: Some(clock.now_ms()),
+            next_attempt_at: Some(at),
             last_error: None,
-            now: clock.now_ms(),
+            now: at,
         })
         .collect();
     let mut tx = store.begin().await.unwrap();
     store::insert_deliveries(&mut tx, &rows).await.unwrap();
     tx.commit().await.unwrap();
+}
+
+/// A dispatcher (its own owner name) whose Slack lane answers as scripted.
+fn dispatcher(store: &Store, clock: &Clock) -> (Arc<Scripted>, Dispatcher) {
     let channel = Arc::new(Scripted::default());
     let mut channels = Channels::default();
     channels.register(NotificationType::Slack, channel.clone());
@@ -83,6 +87,13 @@ async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher
         Wake::default(),
         clock.clone(),
     );
+    (channel, dispatcher)
+}
+
+async fn setup(clock: &Clock, ids: &[&str]) -> (Store, Arc<Scripted>, Dispatcher) {
+    let store = Store::memory().await;
+    insert_slack(&store, ids, clock.now_ms()).await;
+    let (channel, dispatcher) = dispatcher(&store, clock);
     (store, channel, dispatcher)
 }
 
@@ -247,36 +258,9 @@ async fn refused_credentials_pause_the_lane_without_using_attempts() {
 async fn one_task_at_a_time_holds_a_lane() {
     let clock = Clock::manual(T0);
     let (store, first_channel, first) = setup(&clock, &["a"]).await;
-    let second_channel = Arc::new(Scripted::default());
-    let mut channels = Channels::default();
-    channels.register(NotificationType::Slack, second_channel.clone());
-    let second = Dispatcher::new(
-        store.clone(),
-        Arc::new(channels),
-        args(),
-        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
-        Arc::new(Metrics::new()),
-        Wake::default(),
-        clock.clone(),
-    );
+    let (second_channel, second) = dispatcher(&store, &clock);
     assert_eq!(first.step().await.unwrap(), 1, "the first takes the lane");
-    let more: Vec<NewDelivery> = ["b", "c"]
-        .iter()
-        .map(|id| NewDelivery {
-            id: id.to_string(),
-            idempotency_key: None,
-            notification_type: "SLACK".into(),
-            source: "http",
-            payload: r#"{"notificationType":"SLACK","text":"hi"}"#.into(),
-            status: DeliveryStatus::Pending,
-            next_attempt_at: Some(T0),
-            last_error: None,
-            now: T0,
-        })
-        .collect();
-    let mut tx = store.begin().await.unwrap();
-    store::insert_deliveries(&mut tx, &more).await.unwrap();
-    tx.commit().await.unwrap();
+    insert_slack(&store, &["b", "c"], T0).await;
     assert_eq!(
         second.step().await.unwrap(),
         0,
