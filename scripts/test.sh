@@ -2,7 +2,8 @@
 # Runs allim's whole test suite on this machine, starting what it needs first:
 #   - MariaDB on 127.0.0.1:3306 (root, empty password): started if it is not answering,
 #     installed from Debian's packages if it is missing;
-#   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start;
+#   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start,
+#     and standardwebhooks, which verifies the webhook signatures independently;
 #   - the openssl command, which signs the SNS test messages.
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh api::).
 set -euo pipefail
@@ -51,10 +52,11 @@ ensure_mariadb() {
 
 ensure_moto() {
   local venv=.venv
-  if [ ! -x "$venv/bin/moto_server" ]; then
-    log "creating $venv with moto[server]"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.*'
+  # moto: the SQS/SNS stand-in; standardwebhooks: the webhook signatures' independent verifier.
+  if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+    log "setting up $venv with moto[server] and standardwebhooks"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.*' 'standardwebhooks==1.1.*'
   fi
   ALLIM_TEST_MOTO="$(pwd)/$venv/bin/moto_server"
   export ALLIM_TEST_MOTO

@@ -98,7 +98,7 @@ mod tests {
         assert!(matches!(e, ContractError::UnknownType { ref given, .. } if given == "EMAIL"));
         assert_eq!(
             e.to_string(),
-            "\"EMAIL\" is not a notificationType; use one of APP_NOTIFICATION, PUSH, SMS, SLACK"
+            "\"EMAIL\" is not a notificationType; use one of APP_NOTIFICATION, PUSH, SMS, SLACK, WEBHOOK"
         );
         let e = err(json!({"userId":"1"}));
         assert_eq!(e.field_name(), Some("notificationType"));

@@ -22,6 +22,7 @@ pub mod http;
 pub mod in_app;
 pub mod sens;
 pub mod slack;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -194,6 +195,8 @@ channel_list! {
     Sms = "SMS" => sens::Sms,
     /// A message to a configured Slack incoming webhook.
     Slack = "SLACK" => slack::Slack,
+    /// A signed POST (Standard Webhooks) to a configured HTTP endpoint.
+    Webhook = "WEBHOOK" => webhook::Webhook,
 }
 
 /// One delivery handed to a channel.

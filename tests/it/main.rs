@@ -19,3 +19,4 @@ mod lanes;
 mod rds;
 mod sns;
 mod sqs;
+mod webhooks;
