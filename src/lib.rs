@@ -91,6 +91,7 @@ pub struct ApplicationBuilder {
     sqs_client: Option<aws_sdk_sqs::Client>,
     channels: Vec<(NotificationType, Arc<dyn Channel>)>,
     clock: Clock,
+    aws: channels::AwsConfig,
 }
 
 impl ApplicationBuilder {
@@ -103,6 +104,12 @@ impl ApplicationBuilder {
     /// Registers (or replaces) the channel of a notification type.
     pub fn channel(mut self, kind: NotificationType, channel: Arc<dyn Channel>) -> Self {
         self.channels.push((kind, channel));
+        self
+    }
+
+    /// Uses this AWS configuration for the channels that call AWS (tests: moto's endpoint).
+    pub fn aws_config(mut self, config: aws_config::SdkConfig) -> Self {
+        self.aws = channels::AwsConfig::given(config);
         self
     }
 
@@ -152,6 +159,7 @@ impl ApplicationBuilder {
             store: store.clone(),
             http: http.clone(),
             clock: clock.clone(),
+            aws: self.aws.clone(),
         };
         let mut channels = channels::build_all(&config.channels, &deps)?;
         for (kind, channel) in self.channels {
@@ -217,6 +225,7 @@ impl Application {
             sqs_client: None,
             channels: Vec::new(),
             clock: Clock::system(),
+            aws: channels::AwsConfig::default(),
         }
     }
 

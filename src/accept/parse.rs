@@ -94,11 +94,11 @@ mod tests {
         assert_eq!(e.field_name(), Some("tilte"));
         let e = err(json!({"notificationType":"APP_NOTIFICATION","userId":42,"title":"x"}));
         assert_eq!(e.field_name(), Some("userId"));
-        let e = err(json!({"notificationType":"EMAIL"}));
-        assert!(matches!(e, ContractError::UnknownType { ref given, .. } if given == "EMAIL"));
+        let e = err(json!({"notificationType":"FAX"}));
+        assert!(matches!(e, ContractError::UnknownType { ref given, .. } if given == "FAX"));
         assert_eq!(
             e.to_string(),
-            "\"EMAIL\" is not a notificationType; use one of APP_NOTIFICATION, PUSH, SMS, SLACK, WEBHOOK"
+            "\"FAX\" is not a notificationType; use one of APP_NOTIFICATION, PUSH, SMS, SLACK, WEBHOOK, EMAIL"
         );
         let e = err(json!({"userId":"1"}));
         assert_eq!(e.field_name(), Some("notificationType"));

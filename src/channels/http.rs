@@ -83,6 +83,21 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
+/// A provider's answer — (status, `Retry-After`, body text) — or, when the request did not get
+/// one (timeout, connection), the retry outcome that says so.
+pub async fn read_answer(
+    provider: &str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(StatusCode, Option<Duration>, String), SendOutcome> {
+    let res = sent.map_err(|e| SendOutcome::Retry {
+        error: transport_error(provider, e),
+        after: None,
+    })?;
+    let status = res.status();
+    let after = retry_after(res.headers());
+    Ok((status, after, res.text().await.unwrap_or_default()))
+}
+
 /// The outcome of a provider's HTTP answer: 2xx delivered; 429 and 5xx retry (after
 /// `Retry-After` when given); 401 and 403 are allim's credentials refused (the lane pauses);
 /// any other status is permanent. `detail` is the provider's error text, kept (shortened) in

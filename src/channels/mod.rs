@@ -17,6 +17,7 @@
 //! ([`build_all`]). Adding a channel therefore touches its new module, one line of the list,
 //! the README and, if it needs tables, a migration — nothing else.
 
+pub mod email;
 pub mod fcm;
 pub mod http;
 pub mod in_app;
@@ -72,6 +73,25 @@ pub struct Deps {
     /// The one outbound HTTP client (timeouts set).
     pub http: reqwest::Client,
     pub clock: Clock,
+    /// Region, credentials and endpoints for channels that call AWS (SES).
+    pub aws: AwsConfig,
+}
+
+/// The AWS configuration from the standard chain (the ECS task role; `AWS_ENDPOINT_URL_*` for
+/// a local stand-in), loaded on first use; tests hand theirs in.
+#[derive(Clone, Default)]
+pub struct AwsConfig(Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>);
+
+impl AwsConfig {
+    pub fn given(config: aws_config::SdkConfig) -> Self {
+        AwsConfig(Arc::new(tokio::sync::OnceCell::new_with(Some(config))))
+    }
+
+    pub async fn get(&self) -> &aws_config::SdkConfig {
+        self.0
+            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+            .await
+    }
 }
 
 /// Generates everything that lists the channels from one list.
@@ -197,6 +217,8 @@ channel_list! {
     Slack = "SLACK" => slack::Slack,
     /// A signed POST (Standard Webhooks) to a configured HTTP endpoint.
     Webhook = "WEBHOOK" => webhook::Webhook,
+    /// An email through Amazon SES.
+    Email = "EMAIL" => email::Email,
 }
 
 /// One delivery handed to a channel.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::http::{KeyedLimiter, check_rate, keyed_limiter, outcome_of_status, retry_after, transport_error};
+use super::http::{KeyedLimiter, check_rate, keyed_limiter, outcome_of_status, read_answer};
 use super::{Channel, Deps, Job, Kind, SendOutcome};
 use crate::contract::{ContractError, check_text};
 
@@ -196,25 +196,16 @@ impl SlackChannel {
         if !job.still_ours().await {
             return SendOutcome::LeaseLost;
         }
-        let res = match self
+        let sent = self
             .http
             .post(url.expose_secret())
             .json(&json!({ "text": msg.text }))
             .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                return SendOutcome::Retry {
-                    error: transport_error("Slack", e),
-                    after: None,
-                };
-            }
-        };
-        let status = res.status();
-        let after = retry_after(res.headers());
-        let text = res.text().await.unwrap_or_default();
-        outcome_of_status("Slack", status, text.trim(), after)
+            .await;
+        match read_answer("Slack", sent).await {
+            Ok((status, after, text)) => outcome_of_status("Slack", status, text.trim(), after),
+            Err(outcome) => outcome,
+        }
     }
 }
 

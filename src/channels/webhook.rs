@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use utoipa::ToSchema;
 
-use super::http::{KeyedLimiter, check_rate, keyed_limiter, retry_after, transport_error, truncate};
+use super::http::{KeyedLimiter, check_rate, keyed_limiter, read_answer, truncate};
 use super::{Channel, Deps, Job, Kind, SendOutcome};
 use crate::clock::{Clock, format_ms};
 use crate::contract::{ContractError, check_object, check_text};
@@ -298,18 +298,10 @@ impl WebhookChannel {
             .body(body)
             .send()
             .await;
-        let res = match res {
-            Ok(r) => r,
-            Err(e) => {
-                return SendOutcome::Retry {
-                    error: transport_error("webhook", e),
-                    after: None,
-                };
-            }
+        let (status, after, text) = match read_answer("webhook", res).await {
+            Ok(answer) => answer,
+            Err(outcome) => return outcome,
         };
-        let status = res.status();
-        let after = retry_after(res.headers());
-        let text = res.text().await.unwrap_or_default();
         let error = format!("webhook {name} {}: {}", status.as_u16(), truncate(text.trim(), 300));
         if status.is_success() {
             SendOutcome::Delivered { dry_run: false }

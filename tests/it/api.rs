@@ -154,7 +154,7 @@ async fn validation_errors_name_the_field(db: Db) {
             Some("idempotencyKey"),
         ),
         (
-            json!({"notificationType": "EMAIL", "to": "a@b.c"}),
+            json!({"notificationType": "FAX", "to": "a@b.c"}),
             422,
             "unknown_notification_type",
             Some("notificationType"),

@@ -205,7 +205,7 @@ fn every_resource_is_defined() {
 }
 
 #[test]
-fn task_role_grants_only_the_queue_and_rds_connect() {
+fn task_role_grants_only_the_queue_rds_connect_and_the_email_identity() {
     let t = template("allim.yaml");
     let role = &t["Resources"]["TaskRole"]["Properties"];
     assert!(
@@ -213,7 +213,7 @@ fn task_role_grants_only_the_queue_and_rds_connect() {
         "no managed policies on the task role"
     );
     let policies = role["Policies"].as_array().unwrap();
-    assert_eq!(policies.len(), 2);
+    assert_eq!(policies.len(), 3);
     let queue = &policies[0]["PolicyDocument"]["Statement"];
     assert_eq!(
         queue,
@@ -231,4 +231,10 @@ fn task_role_grants_only_the_queue_and_rds_connect() {
             .contains("dbuser:${DbProxyResourceId}/${DbUser}")
     );
     assert_eq!(conditional[2], json!({"Ref": "AWS::NoValue"}));
+    let email = &policies[2]["Fn::If"];
+    assert_eq!(email[0], "HasEmail", "ses:SendEmail only when an identity is given");
+    assert_eq!(
+        email[1]["PolicyDocument"]["Statement"],
+        json!([{"Effect": "Allow", "Action": "ses:SendEmail", "Resource": {"Ref": "SesIdentityArn"}}])
+    );
 }

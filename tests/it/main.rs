@@ -13,6 +13,7 @@ mod claim;
 mod cli;
 mod deploy;
 mod dispatch;
+mod email;
 mod fuzz;
 mod infra;
 mod lanes;

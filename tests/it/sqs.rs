@@ -101,7 +101,7 @@ async fn duplicates_and_poison_messages(db: Db) {
         keyed.clone(),
         keyed.clone(),
         "this is not json".to_string(),
-        json!({"notificationType": "EMAIL", "to": "x@y.z"}).to_string(),
+        json!({"notificationType": "FAX", "to": "x@y.z"}).to_string(),
         json!({"notificationType": "APP_NOTIFICATION", "userId": "u2", "title": ""}).to_string(),
     ];
     send_all(&client, &queue, &bodies, None).await;
@@ -137,11 +137,11 @@ async fn duplicates_and_poison_messages(db: Db) {
     assert!(raw.contains(&"this is not json"));
     let reasons: Vec<&str> = items.iter().map(|i| i["reason"].as_str().unwrap()).collect();
     assert!(reasons.iter().any(|r| r.contains("not valid JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("EMAIL")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("FAX")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.starts_with("title:")), "{reasons:?}");
     let email = items
         .iter()
-        .find(|i| i["reason"].as_str().unwrap().contains("EMAIL"))
+        .find(|i| i["reason"].as_str().unwrap().contains("FAX"))
         .unwrap();
     assert_eq!(email["notificationType"], "UNKNOWN");
     assert!(email["idempotencyKey"].as_str().unwrap().starts_with("sqs:"));

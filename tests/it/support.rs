@@ -73,6 +73,18 @@ pub fn sqs_client() -> Client {
     Client::from_conf(conf)
 }
 
+/// An AWS configuration pointed at moto (for the channels that call AWS: SES).
+pub fn moto_aws_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto_endpoint())
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "static",
+        )))
+        .build()
+}
+
 /// Creates a fresh queue; FIFO when `fifo`.
 pub async fn create_queue(client: &Client, fifo: bool) -> String {
     let mut name = format!("t-{}", uuid::Uuid::new_v4().simple());

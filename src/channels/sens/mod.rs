@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::ToSchema;
 
-use super::http::{Limiter, check_rate, check_url, limiter, outcome_of_status, retry_after, transport_error, truncate};
+use super::http::{Limiter, check_rate, check_url, limiter, outcome_of_status, read_answer, truncate};
 use super::{Channel, Deps, Job, Kind, SendOutcome, progress, record_part};
 use crate::clock::Clock;
 use crate::contract::{ContractError, check_text};
@@ -284,18 +284,10 @@ impl Sens {
                 .json(&body)
                 .send()
                 .await;
-            let res = match res {
-                Ok(r) => r,
-                Err(e) => {
-                    return SendOutcome::Retry {
-                        error: transport_error("SENS", e),
-                        after: None,
-                    };
-                }
+            let (status, after, text) = match read_answer("SENS", res).await {
+                Ok(answer) => answer,
+                Err(outcome) => return outcome,
             };
-            let status = res.status();
-            let after = retry_after(res.headers());
-            let text = res.text().await.unwrap_or_default();
             if status.is_success() {
                 let request_id = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
