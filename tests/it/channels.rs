@@ -1,19 +1,10 @@
 //! The provider channels end to end: allim → SENS / FCM / Slack test servers that verify
 //! requests as the providers do.
 
-use allim::config::Config;
 use serde_json::{Value, json};
 
 use crate::helpers::{Db, TestApp, TestDb, json, settled, spawn_on, test_clock};
-use crate::providers::{self, FcmServer, SensServer, SlackServer};
-
-fn with_sens(c: &mut Config, sens: &SensServer) {
-    c.channels.sens.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
-    c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from(providers::SENS_SECRET_KEY));
-    c.channels.sens.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
-    c.channels.sens.sens_from = Some(providers::SENS_FROM.into());
-    c.channels.sens.sens_base_url = sens.base_url.clone();
-}
+use crate::providers::{self, FcmServer, SensServer, SlackServer, with_sens};
 
 async fn send(app: &TestApp, body: Value) -> String {
     let (s, b) = json(app.post("/v1/notifications", &body).await).await;

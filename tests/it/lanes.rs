@@ -8,16 +8,8 @@ use allim::config::Config;
 use serde_json::{Value, json};
 
 use crate::helpers::{Db, TestApp, TestDb, json, settled, spawn_on, test_clock};
-use crate::providers::{self, SensServer, SlackServer};
+use crate::providers::{SensServer, SlackServer, with_sens};
 use crate::support::eventually;
-
-fn with_sens(c: &mut Config, sens: &SensServer) {
-    c.channels.sens.sens_access_key = Some(providers::SENS_ACCESS_KEY.into());
-    c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from(providers::SENS_SECRET_KEY));
-    c.channels.sens.sens_service_id = Some(providers::SENS_SERVICE_ID.into());
-    c.channels.sens.sens_from = Some(providers::SENS_FROM.into());
-    c.channels.sens.sens_base_url = sens.base_url.clone();
-}
 
 fn with_slack(c: &mut Config, slack: &SlackServer) {
     c.channels.slack.slack_webhooks = vec![allim::channels::slack::SlackWebhook {

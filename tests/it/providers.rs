@@ -57,6 +57,15 @@ pub struct SensState {
     pub slow_percent: std::sync::atomic::AtomicU32,
 }
 
+/// Points a configuration's SENS settings at this stand-in, with the right keys.
+pub fn with_sens(c: &mut allim::config::Config, sens: &SensServer) {
+    c.channels.sens.sens_access_key = Some(SENS_ACCESS_KEY.into());
+    c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from(SENS_SECRET_KEY));
+    c.channels.sens.sens_service_id = Some(SENS_SERVICE_ID.into());
+    c.channels.sens.sens_from = Some(SENS_FROM.into());
+    c.channels.sens.sens_base_url = sens.base_url.clone();
+}
+
 pub struct SensServer {
     pub base_url: String,
     pub state: Arc<SensState>,
