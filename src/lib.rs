@@ -158,6 +158,7 @@ impl ApplicationBuilder {
         let deps = Deps {
             store: store.clone(),
             http: http.clone(),
+            http_timeout: config.http.http_timeout,
             clock: clock.clone(),
             aws: self.aws.clone(),
         };

@@ -104,6 +104,7 @@ impl Kind for Email {
             from: settings.email_from.clone(),
             configuration_set: settings.ses_configuration_set.clone(),
             aws: deps.aws.clone(),
+            timeout: deps.http_timeout,
             client: tokio::sync::OnceCell::new(),
             limiter: limiter(settings.email_rate_per_sec),
         }))
@@ -154,6 +155,8 @@ pub struct EmailChannel {
     from: Option<String>,
     configuration_set: Option<String>,
     aws: AwsConfig,
+    /// Every SES call has a deadline: `ALLIM_HTTP_TIMEOUT` per attempt, three of them in all.
+    timeout: std::time::Duration,
     client: tokio::sync::OnceCell<aws_sdk_sesv2::Client>,
     limiter: Limiter,
 }
@@ -170,7 +173,17 @@ impl EmailChannel {
         };
         let client = self
             .client
-            .get_or_init(|| async { aws_sdk_sesv2::Client::new(self.aws.get().await) })
+            .get_or_init(|| async {
+                let timeouts = aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(self.timeout.min(std::time::Duration::from_secs(5)))
+                    .operation_attempt_timeout(self.timeout)
+                    .operation_timeout(self.timeout * 3)
+                    .build();
+                let config = aws_sdk_sesv2::config::Builder::from(self.aws.get().await)
+                    .timeout_config(timeouts)
+                    .build();
+                aws_sdk_sesv2::Client::from_conf(config)
+            })
             .await;
         self.limiter.until_ready().await;
         if !job.still_ours().await {

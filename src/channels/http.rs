@@ -40,6 +40,30 @@ impl HttpArgs {
     }
 }
 
+/// Whether `name` can name a configured target (a Slack webhook, a webhook endpoint):
+/// `[a-z0-9_-]`, 1 to 64 characters.
+pub fn is_target_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// A `name=value` setting item whose name is a target name (see [`is_target_name`]).
+pub fn named_setting(s: &str, what: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{:?} is not NAME=VALUE", s.split('=').next().unwrap_or_default()))?;
+    let name = name.trim();
+    if !is_target_name(name) {
+        return Err(format!(
+            "{what} name {name:?} must be [a-z0-9_-], at most 64 characters"
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
 /// A rate setting must be above 0 and at most 100000 per second.
 pub fn check_rate(name: &str, rate: f64) -> anyhow::Result<()> {
     if !(rate > 0.0 && rate <= 100_000.0) {

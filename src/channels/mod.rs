@@ -72,6 +72,8 @@ pub struct Deps {
     pub store: Store,
     /// The one outbound HTTP client (timeouts set).
     pub http: reqwest::Client,
+    /// `ALLIM_HTTP_TIMEOUT`, for the clients that are not `http` (the AWS SDK's).
+    pub http_timeout: Duration,
     pub clock: Clock,
     /// Region, credentials and endpoints for channels that call AWS (SES).
     pub aws: AwsConfig,

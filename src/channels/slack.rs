@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::http::{KeyedLimiter, check_rate, keyed_limiter, outcome_of_status, read_answer};
+use super::http::{
+    KeyedLimiter, check_rate, is_target_name, keyed_limiter, named_setting, outcome_of_status, read_answer,
+};
 use super::{Channel, Deps, Job, Kind, SendOutcome};
 use crate::contract::{ContractError, check_text};
 
@@ -50,30 +52,13 @@ impl std::fmt::Debug for SlackWebhook {
     }
 }
 
-/// Whether `name` can name a webhook: `[a-z0-9_-]`, 1 to 64 characters.
-fn is_webhook_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= CHANNEL_MAX
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
-
 pub fn parse_webhook(s: &str) -> Result<SlackWebhook, String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{:?} is not NAME=URL", s.split('=').next().unwrap_or_default()))?;
-    let (name, url) = (name.trim(), url.trim());
-    if !is_webhook_name(name) {
-        return Err(format!(
-            "webhook name {name:?} must be [a-z0-9_-], at most 64 characters"
-        ));
-    }
+    let (name, url) = named_setting(s, "webhook")?;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("webhook {name:?}: the URL must start with https://"));
     }
     Ok(SlackWebhook {
-        name: name.to_string(),
+        name,
         url: SecretString::from(url),
     })
 }
@@ -130,7 +115,7 @@ impl Kind for Slack {
         check_text("text", &self.text, 1, TEXT_MAX, true)?;
         if let Some(channel) = &self.channel {
             check_text("channel", channel, 1, CHANNEL_MAX, false)?;
-            if !is_webhook_name(channel) {
+            if !is_target_name(channel) {
                 return Err(ContractError::field(
                     "channel",
                     "must be a configured webhook name: lowercase letters, digits, '-' and '_'",

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use utoipa::ToSchema;
 
-use super::http::{KeyedLimiter, check_rate, keyed_limiter, read_answer, truncate};
+use super::http::{KeyedLimiter, check_rate, is_target_name, keyed_limiter, named_setting, read_answer, truncate};
 use super::{Channel, Deps, Job, Kind, SendOutcome};
 use crate::clock::{Clock, format_ms};
 use crate::contract::{ContractError, check_object, check_text};
@@ -64,30 +64,8 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// A `name=value` setting whose name is an endpoint name.
-fn named(s: &str, what: &str) -> Result<(String, String), String> {
-    let (name, value) = s.split_once('=').ok_or_else(|| {
-        format!(
-            "{what}: {:?} is not NAME=VALUE",
-            s.split('=').next().unwrap_or_default()
-        )
-    })?;
-    let name = name.trim();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "{what}: name {name:?} must be [a-z0-9_-], at most 64 characters"
-        ));
-    }
-    Ok((name.to_string(), value.trim().to_string()))
-}
-
 pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    let (name, url) = named(s, "endpoint")?;
+    let (name, url) = named_setting(s, "endpoint")?;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!("endpoint {name:?}: the URL must start with https://"));
     }
@@ -111,7 +89,7 @@ impl std::fmt::Debug for EndpointSecret {
 }
 
 pub fn parse_secret(s: &str) -> Result<EndpointSecret, String> {
-    let (name, secret) = named(s, "secret")?;
+    let (name, secret) = named_setting(s, "secret")?;
     signing_key(&secret).map_err(|e| format!("secret of {name:?}: {e}"))?;
     Ok(EndpointSecret {
         name,
@@ -205,13 +183,13 @@ impl Kind for Webhook {
     fn validate(&mut self) -> Result<(), ContractError> {
         check_text("eventType", &self.event_type, 1, EVENT_TYPE_MAX, false)?;
         check_object("data", &self.data, DATA_MAX_BYTES)?;
-        if let Some(endpoint) = &self.endpoint {
-            named(&format!("{endpoint}=x"), "endpoint").map_err(|_| {
-                ContractError::field(
-                    "endpoint",
-                    "must be an endpoint name: lowercase letters, digits, '-' and '_'",
-                )
-            })?;
+        if let Some(endpoint) = &self.endpoint
+            && !is_target_name(endpoint)
+        {
+            return Err(ContractError::field(
+                "endpoint",
+                "must be an endpoint name: lowercase letters, digits, '-' and '_'",
+            ));
         }
         Ok(())
     }

@@ -109,8 +109,8 @@ pub fn bounded(s: &str, max: usize) -> String {
 }
 
 /// The key of a message from a door (`sqs:<MessageId>`, `sns:<MessageId>`): the id as is when
-/// it fits an idempotency key, else its hash (an SNS MessageId comes from an envelope that may
-/// not be verified yet).
+/// it fits the narrowest column the key goes to (an alarm event's, 128), else its hash (an SNS
+/// MessageId comes from an envelope that may not be verified yet).
 pub fn message_key(prefix: &str, id: &str) -> String {
     if prefix.len() + 1 + id.len() <= 128 && !id.chars().any(char::is_control) {
         format!("{prefix}:{id}")

@@ -320,8 +320,8 @@ impl Store {
 
 impl Store {
     /// A fresh, migrated in-memory SQLite store, for unit tests.
-    #[doc(hidden)]
-    pub async fn memory() -> Store {
+    #[cfg(test)]
+    pub(crate) async fn memory() -> Store {
         let options = SqliteConnectOptions::from_str("sqlite::memory:").expect("static URL");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
