@@ -139,14 +139,24 @@ impl ApplicationBuilder {
             Backend::Sqlite => 1,
             Backend::MySql => (config.db.db_max_connections as usize / 2).clamp(1, 4),
         };
-        let acceptor = Acceptor::new(
-            store.clone(),
-            wake.clone(),
-            Arc::new(config.channels.clone()),
-            clock.clone(),
-        )
-        .with_group_commit(writers);
         let http = config.http.client();
+        let channel_settings = Arc::new(config.channels.clone());
+        let deps = Deps {
+            store: store.clone(),
+            http: http.clone(),
+            http_timeout: config.http.http_timeout,
+            clock: clock.clone(),
+            aws: self.aws.clone(),
+            settings: channel_settings.clone(),
+        };
+        let mut channels = channels::build_all(&config.channels, &deps)?;
+        for (kind, channel) in self.channels {
+            channels.register(kind, channel);
+        }
+        let channels = Arc::new(channels);
+        let acceptor = Acceptor::new(store.clone(), wake.clone(), channel_settings, clock.clone())
+            .with_channels(channels.clone())
+            .with_group_commit(writers);
         let alarm_router = alarms::AlarmRouter::new(
             store.clone(),
             acceptor.clone(),
@@ -155,21 +165,10 @@ impl ApplicationBuilder {
             clock.clone(),
         );
         let sns = config.sns.verifier(http.clone(), clock.clone()).map(Arc::new);
-        let deps = Deps {
-            store: store.clone(),
-            http: http.clone(),
-            http_timeout: config.http.http_timeout,
-            clock: clock.clone(),
-            aws: self.aws.clone(),
-        };
-        let mut channels = channels::build_all(&config.channels, &deps)?;
-        for (kind, channel) in self.channels {
-            channels.register(kind, channel);
-        }
         let dispatcher = config.dispatch.dispatch.then(|| {
             Dispatcher::new(
                 store.clone(),
-                Arc::new(channels),
+                channels,
                 config.dispatch.clone(),
                 &config.channels,
                 metrics.clone(),

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use parse::{Validated, parse_notification, parse_value};
 
 use crate::channels::in_app::inbox_row;
-use crate::channels::{ChannelArgs, Notification, NotificationType};
+use crate::channels::{ChannelArgs, Channels, Notification, NotificationType};
 use crate::clock::Clock;
 use crate::contract::{ContractError, bounded, limits};
 use crate::store::{self, DeliveryStatus, InboxRow, NewDelivery, Store, StoreError, Wake};
@@ -96,6 +96,8 @@ pub struct Acceptor {
     wake: Wake,
     /// The channels' settings, for the checks that depend on them (e.g. Slack webhook names).
     settings: Arc<ChannelArgs>,
+    /// The channels, for the checks that need the provider ([`Channel::admit`]).
+    channels: Option<Arc<Channels>>,
     clock: Clock,
     /// Group commit: single entries queue here and writers commit whatever has gathered in
     /// one transaction (see [`Acceptor::with_group_commit`]). `None`: each commits on its own.
@@ -124,9 +126,16 @@ impl Acceptor {
             store,
             wake,
             settings,
+            channels: None,
             clock,
             queue: None,
         }
+    }
+
+    /// Adds the channels' accept-time checks that need their provider ([`Channel::admit`]).
+    pub fn with_channels(mut self, channels: Arc<Channels>) -> Self {
+        self.channels = Some(channels);
+        self
     }
 
     /// Turns on group commit for [`Acceptor::accept_one`]: concurrent single notifications (HTTP,
@@ -208,18 +217,24 @@ impl Acceptor {
         self.wake.raise();
     }
 
-    /// Parses and validates a body: the message contract plus the configuration's rules.
-    /// Every ingress parses through here.
-    pub fn parse(&self, body: &[u8]) -> Result<Validated, ContractError> {
+    /// Parses and validates a body: the message contract, the configuration's rules and the
+    /// channel's checks against its provider. Every ingress parses through here.
+    pub async fn parse(&self, body: &[u8]) -> Result<Validated, ContractError> {
         let v = parse_notification(body)?;
-        v.notification.check(&self.settings)?;
-        Ok(v)
+        self.admit(v).await
     }
 
     /// As [`Acceptor::parse`], from a JSON value.
-    pub fn parse_value(&self, value: serde_json::Value) -> Result<Validated, ContractError> {
+    pub async fn parse_value(&self, value: serde_json::Value) -> Result<Validated, ContractError> {
         let v = parse_value(value)?;
+        self.admit(v).await
+    }
+
+    async fn admit(&self, v: Validated) -> Result<Validated, ContractError> {
         v.notification.check(&self.settings)?;
+        if let Some(channel) = self.channels.as_ref().and_then(|c| c.get(v.notification.kind())) {
+            channel.admit(&v.notification).await?;
+        }
         Ok(v)
     }
 

@@ -205,7 +205,7 @@ pub async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> A
             let inner = serde_json::from_slice::<serde_json::Value>(raw)
                 .ok()
                 .and_then(|v| unwrap_sns(&v).map(|(_, m)| m.to_string()));
-            let parsed = state.acceptor.parse(inner.as_deref().map_or(raw, str::as_bytes));
+            let parsed = state.acceptor.parse(inner.as_deref().map_or(raw, str::as_bytes)).await;
             let mut v = parsed.map_err(ApiError::StillInvalid)?;
             if let Some(key) = &row.idempotency_key {
                 v.set_default_idempotency_key(key.clone());

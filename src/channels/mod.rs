@@ -15,8 +15,11 @@
 //! [`Notification`] enum (and so the OpenAPI `oneOf`), the type names in error messages, the
 //! settings group of every channel ([`ChannelArgs`]) and the dispatcher's registry
 //! ([`build_all`]). Adding a channel therefore touches its new module, one line of the list,
-//! the README and, if it needs tables, a migration — nothing else.
+//! the README and, if it needs tables, a migration — nothing else. A channel that needs the
+//! provider at accept time implements [`Channel::admit`]; one whose provider reports final
+//! results later implements [`Channel::check_results`].
 
+pub mod alimtalk;
 pub mod email;
 pub mod fcm;
 pub mod http;
@@ -77,6 +80,9 @@ pub struct Deps {
     pub clock: Clock,
     /// Region, credentials and endpoints for channels that call AWS (SES).
     pub aws: AwsConfig,
+    /// Every channel's settings, for a channel that shares another's provider account
+    /// (ALIMTALK signs with SENS's keys and fails over from SMS's calling number).
+    pub settings: Arc<ChannelArgs>,
 }
 
 /// The AWS configuration from the standard chain (the ECS task role; `AWS_ENDPOINT_URL_*` for
@@ -221,6 +227,8 @@ channel_list! {
     Webhook = "WEBHOOK" => webhook::Webhook,
     /// An email through Amazon SES.
     Email = "EMAIL" => email::Email,
+    /// A KakaoTalk AlimTalk (approved template) through SENS, with SMS failover.
+    AlimTalk = "ALIMTALK" => alimtalk::AlimTalk,
 }
 
 /// One delivery handed to a channel.
@@ -353,6 +361,20 @@ pub trait Channel: Send + Sync {
     fn name(&self) -> &'static str;
     /// Sends one delivery. Must not panic; every error becomes an outcome.
     fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome>;
+
+    /// The accept-time checks that need the provider (AlimTalk: the template's placeholders),
+    /// after the contract's. A check that cannot be made now (the provider unreachable) passes,
+    /// and the send checks again.
+    fn admit<'a>(&'a self, _notification: &'a Notification) -> BoxFuture<'a, Result<(), ContractError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Looks up final results the provider reports after accepting (SENS): called every
+    /// dispatch interval on the task holding the channel's lane. One label per recipient whose
+    /// result became final (`delivered`, `failed`, `failover`, `unknown`), for the metrics.
+    fn check_results(&self) -> BoxFuture<'_, anyhow::Result<Vec<&'static str>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
 }
 
 /// The channel registered for each notification type.

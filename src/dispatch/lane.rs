@@ -107,7 +107,26 @@ impl Lane {
         futures::stream::iter(rows)
             .for_each_concurrent(self.config.dispatch_concurrency, |row| self.process(row))
             .await;
+        self.check_results().await;
         Ok(n)
+    }
+
+    /// Looks up the provider's final results that are due (see [`Channel::check_results`]) and
+    /// counts them.
+    pub(super) async fn check_results(&self) {
+        match self.channel.check_results().await {
+            Ok(finals) => {
+                for result in finals {
+                    self.metrics
+                        .recipient_results
+                        .with_label_values(&[self.channel.name(), result])
+                        .inc();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(channel = self.name(), error = %e, "looking up final results failed; will try again")
+            }
+        }
     }
 
     /// Runs until `shutdown`: holds the lane, claims as slots free up, renews leases, and lets
@@ -119,7 +138,15 @@ impl Lane {
         let mut holds = false;
         let mut next_renewal = Instant::now();
         let mut failures = 0u32;
+        // One result look-up round at a time, beside the sends, every interval.
+        let mut results: Option<tokio::task::JoinHandle<()>> = None;
+        let mut next_results = Instant::now();
         while !shutdown.is_cancelled() {
+            if holds && Instant::now() >= next_results && results.as_ref().is_none_or(|r| r.is_finished()) {
+                let lane = self.clone();
+                results = Some(tokio::spawn(async move { lane.check_results().await }));
+                next_results = Instant::now() + self.config.dispatch_interval;
+            }
             if Instant::now() >= next_renewal {
                 holds = self.renew(&ids, holds).await;
                 next_renewal = Instant::now() + renew_every;
@@ -184,6 +211,9 @@ impl Lane {
                     self.renew(&ids, holds).await;
                 }
             }
+        }
+        if let Some(r) = results {
+            let _ = r.await;
         }
         self.release(self.clock.now_ms()).await;
     }

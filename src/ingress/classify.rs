@@ -22,7 +22,7 @@ pub enum Classified {
 /// Decides what an SNS `Message` (or an SQS body) is: a CloudWatch alarm, a notification, or
 /// something to keep as `rejected`. `key` (`sns:<MessageId>` or `sqs:<MessageId>`) names the
 /// message for de-duplication.
-pub fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
+pub async fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
     let key = key.to_string();
     let value: Value = match serde_json::from_str(message) {
         Ok(v) => v,
@@ -44,7 +44,7 @@ pub fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
             }),
         };
     }
-    match acceptor.parse_value(value) {
+    match acceptor.parse_value(value).await {
         Ok(mut v) => {
             v.set_default_idempotency_key(key);
             Classified::Entry(Entry::Valid(v))
@@ -59,7 +59,7 @@ pub fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
 
 /// Decides what an SQS message is, unwrapping an SNS envelope: an alarm, a notification, or a
 /// `rejected` entry. A rejected entry keeps the whole SQS body as its raw body.
-pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
+pub async fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
     let message_id = m.message_id().unwrap_or_default();
     let body = m.body().unwrap_or_default();
     let sqs_key = message_key("sqs", message_id);
@@ -78,8 +78,8 @@ pub fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
         Err(e) => return rejected(format!("body is not valid JSON: {e}"), sqs_key),
     };
     let classified = match unwrap_sns(&value) {
-        Some((sns_id, inner)) => classify(acceptor, &message_key("sns", sns_id), inner),
-        None => classify(acceptor, &sqs_key, body),
+        Some((sns_id, inner)) => classify(acceptor, &message_key("sns", sns_id), inner).await,
+        None => classify(acceptor, &sqs_key, body).await,
     };
     match classified {
         Classified::Entry(Entry::Rejected {
@@ -145,12 +145,12 @@ mod tests {
     #[tokio::test]
     async fn messages_are_told_apart() {
         let a = acceptor().await;
-        match classify(&a, "sns:1", &alarm_json()) {
+        match classify(&a, "sns:1", &alarm_json()).await {
             Classified::Alarm { key, alarm } => assert_eq!((key.as_str(), alarm.name.as_str()), ("sns:1", "api-5xx")),
             Classified::Entry(_) => panic!("an alarm"),
         }
         let n = json!({"notificationType": "SLACK", "text": "hi"}).to_string();
-        match classify(&a, "sns:2", &n) {
+        match classify(&a, "sns:2", &n).await {
             Classified::Entry(Entry::Valid(v)) => {
                 assert_eq!(
                     v.notification.idempotency_key(),
@@ -162,7 +162,7 @@ mod tests {
             _ => panic!("a notification"),
         }
         let keyed = json!({"notificationType": "SLACK", "text": "hi", "idempotencyKey": "mine"}).to_string();
-        match classify(&a, "sns:3", &keyed) {
+        match classify(&a, "sns:3", &keyed).await {
             Classified::Entry(Entry::Valid(v)) => assert_eq!(v.notification.idempotency_key(), Some("mine")),
             _ => panic!("a notification"),
         }
@@ -171,7 +171,7 @@ mod tests {
             (r#"{"notificationType":"FAX"}"#, "not a notificationType"),
             (r#"{"notificationType":"SLACK"}"#, "text: is required"),
         ] {
-            match classify(&a, "sns:4", body) {
+            match classify(&a, "sns:4", body).await {
                 Classified::Entry(Entry::Rejected {
                     raw,
                     reason: r,
@@ -193,7 +193,7 @@ mod tests {
             json!({"Type": "Notification", "MessageId": "sns-9", "TopicArn": "arn:aws:sns:ap-northeast-2:1:t",
             "Message": alarm_json()})
             .to_string();
-        match classify_message(&a, &sqs("q-1", &envelope)) {
+        match classify_message(&a, &sqs("q-1", &envelope)).await {
             Classified::Alarm { key, .. } => assert_eq!(key, "sns:sns-9"),
             Classified::Entry(_) => panic!("an alarm inside the envelope"),
         }
@@ -201,7 +201,7 @@ mod tests {
             json!({"Type": "Notification", "MessageId": "sns-10", "TopicArn": "arn:aws:sns:ap-northeast-2:1:t",
             "Message": "not json"})
             .to_string();
-        match classify_message(&a, &sqs("q-2", &bad_inside)) {
+        match classify_message(&a, &sqs("q-2", &bad_inside)).await {
             Classified::Entry(Entry::Rejected {
                 raw, idempotency_key, ..
             }) => {
@@ -210,7 +210,7 @@ mod tests {
             }
             _ => panic!("rejected"),
         }
-        match classify_message(&a, &sqs("q-3", "  ")) {
+        match classify_message(&a, &sqs("q-3", "  ")).await {
             Classified::Entry(Entry::Rejected {
                 reason,
                 idempotency_key,
@@ -222,7 +222,7 @@ mod tests {
             _ => panic!("rejected"),
         }
         let plain = json!({"notificationType": "SLACK", "text": "hi"}).to_string();
-        match classify_message(&a, &sqs("q-4", &plain)) {
+        match classify_message(&a, &sqs("q-4", &plain)).await {
             Classified::Entry(Entry::Valid(v)) => assert_eq!(v.notification.idempotency_key(), Some("sqs:q-4")),
             _ => panic!("a notification"),
         }

@@ -60,7 +60,9 @@ impl From<Outcome> for AcceptedResponse {
                 "link": "app://orders/1042", "data": {"orderId": 1042}}))),
             ("PUSH" = (value = json!({"notificationType": "PUSH", "userId": "42", "title": "Shipped", "body": "Your order is on its way", "data": {"orderId": "1042"}}))),
             ("SMS" = (value = json!({"notificationType": "SMS", "to": ["01012345678"], "content": "[allim] 주문하신 상품이 발송되었습니다."}))),
-            ("SLACK" = (value = json!({"notificationType": "SLACK", "text": "New order #1042", "channel": "sales"})))
+            ("SLACK" = (value = json!({"notificationType": "SLACK", "text": "New order #1042", "channel": "sales"}))),
+            ("ALIMTALK" = (value = json!({"notificationType": "ALIMTALK", "templateCode": "ORDER_SHIPPED", "to": ["01012345678"],
+                "variables": {"name": "홍길동", "orderNo": "1042"}})))
         )
     ),
     responses(
@@ -79,7 +81,7 @@ pub async fn send_notification(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, Json<AcceptedResponse>)> {
     state.metrics.received.with_label_values(&["http"]).inc();
-    let validated = state.acceptor.parse(&body)?;
+    let validated = state.acceptor.parse(&body).await?;
     let outcome = state.acceptor.accept_one(Source::Http, Entry::Valid(validated)).await?;
     state.metrics.count_outcome("http", outcome.duplicate, false);
     let status = if outcome.duplicate {
@@ -173,7 +175,7 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
     let mut entries = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        match state.acceptor.parse_value(item) {
+        match state.acceptor.parse_value(item).await {
             Ok(v) => {
                 positions.push(index);
                 entries.push(Entry::Valid(v));

@@ -22,6 +22,7 @@ mod dispatch;
 mod inbox;
 mod lanes;
 pub mod rds;
+mod results;
 mod retention;
 mod wake;
 
@@ -30,6 +31,7 @@ pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, insert_deliveries
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
+pub use results::{FinalResult, ResultRow, SentRecipient};
 pub use retention::Purged;
 pub use wake::Wake;
 

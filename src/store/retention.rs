@@ -1,6 +1,7 @@
 //! Retention (`ALLIM_RETENTION`): what is finished and older than the retention is deleted, in
 //! small batches so no statement holds many locks — finished deliveries (delivered, dead,
-//! rejected; by creation time), read inbox rows, alarm events, and the record of parts sent.
+//! rejected; by creation time), read inbox rows, alarm events, the record of parts sent and
+//! the recipients' final results.
 //! Pending and failed deliveries and unread inbox rows are never deleted by age.
 
 use std::time::Duration;
@@ -21,10 +22,12 @@ pub struct Purged {
     pub inbox: u64,
     pub alarm_events: u64,
     pub parts: u64,
+    /// Recipient results (SENS) of deliveries older than the retention.
+    pub results: u64,
 }
 
 /// (table, id column, the condition on rows older than the cutoff, which follows it).
-const TARGETS: [(&str, &str, &str); 4] = [
+const TARGETS: [(&str, &str, &str); 5] = [
     (
         "deliveries",
         "id",
@@ -33,12 +36,13 @@ const TARGETS: [(&str, &str, &str); 4] = [
     ("inbox", "id", "read_at IS NOT NULL AND created_at < "),
     ("alarm_events", "id", "received_at < "),
     ("delivery_parts", "delivery_id", "created_at < "),
+    ("recipient_results", "delivery_id", "created_at < "),
 ];
 
 impl Store {
     /// Deletes everything finished before `cutoff` (ms), batch by batch until none is left.
     pub async fn purge_before(&self, cutoff: i64) -> StoreResult<Purged> {
-        let mut counts = [0u64; 4];
+        let mut counts = [0u64; 5];
         for (n, (table, id, older)) in TARGETS.iter().enumerate() {
             loop {
                 let deleted = with_pool!(self, p => {
@@ -69,6 +73,7 @@ impl Store {
             inbox: counts[1],
             alarm_events: counts[2],
             parts: counts[3],
+            results: counts[4],
         })
     }
 
@@ -174,6 +179,18 @@ mod tests {
         store.mark_read("u", "read-new", recent + 1).await.unwrap();
         store.mark_part_done("old-0001", "sms:0", old).await.unwrap();
         store.mark_part_done("new-delivered", "sms:0", recent).await.unwrap();
+        let sent = |id: &str, at| crate::store::SentRecipient {
+            delivery_id: id.to_string(),
+            recipient: "01012345678".into(),
+            request_id: "r-1".into(),
+            message_id: None,
+            next_check_at: at,
+        };
+        store.record_sent("sms", &[sent("old-0001", old)], old).await.unwrap();
+        store
+            .record_sent("sms", &[sent("new-delivered", recent)], recent)
+            .await
+            .unwrap();
 
         let purged = store.purge_before(NOW - 90 * DAY).await.unwrap();
         assert_eq!(
@@ -182,7 +199,8 @@ mod tests {
                 deliveries: 2502,
                 inbox: 1,
                 alarm_events: 1,
-                parts: 1
+                parts: 1,
+                results: 1,
             }
         );
         let left: Vec<String> = with_pool!(store, p => sqlx::query_scalar("SELECT id FROM deliveries ORDER BY id")

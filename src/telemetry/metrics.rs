@@ -43,6 +43,9 @@ pub struct Metrics {
     pub lane_paused: IntGaugeVec,
     /// Leases found lost right before a provider call (another task owns the row now).
     pub leases_lost: IntCounterVec,
+    /// Recipients' final results from the provider (SENS): `delivered`, `failed`, `failover`
+    /// (delivered by the SMS failover), `unknown` (no final answer within 72 h).
+    pub recipient_results: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -129,7 +132,13 @@ impl Metrics {
             "Deliveries not sent because another task took their lease",
             &["channel"],
         );
+        let recipient_results = counter(
+            "recipient_results_total",
+            "Recipients' final results reported by the provider, by channel and result",
+            &["channel", "result"],
+        );
         Metrics {
+            recipient_results,
             lane_paused,
             leases_lost,
             alarms,

@@ -7,7 +7,7 @@ use crate::helpers::{Db, TestApp, TestDb, json, settled, spawn_on, test_clock};
 use crate::support::{moto_aws_config, moto_endpoint};
 
 /// SES v1 `VerifyEmailIdentity` on moto (moto's SES v2 sends only from verified identities).
-async fn verify_identity(address: &str) {
+pub async fn verify_identity(address: &str) {
     let res = reqwest::Client::new()
         .post(moto_endpoint())
         .header(
@@ -26,7 +26,7 @@ async fn verify_identity(address: &str) {
 }
 
 /// What moto's SES recorded with this subject.
-async fn sent(subject: &str) -> Vec<Value> {
+pub async fn sent(subject: &str) -> Vec<Value> {
     let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
         .await
         .unwrap()

@@ -6,6 +6,7 @@ mod providers;
 mod support;
 
 mod alarm_race;
+mod alimtalk;
 mod api;
 mod channels;
 mod chaos;
@@ -20,4 +21,5 @@ mod lanes;
 mod rds;
 mod sns;
 mod sqs;
+mod three_channels;
 mod webhooks;

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Db, TestApp, TestDb, json, settled, spawn_on, test_clock};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-struct Receiver {
+pub struct Receiver {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Drop for Receiver {
@@ -22,7 +22,7 @@ impl Drop for Receiver {
     }
 }
 
-fn receiver() -> Receiver {
+pub fn receiver() -> Receiver {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -36,6 +36,31 @@ pub fn normalize_korean_number(raw: &str) -> Option<String> {
     ok.then_some(domestic)
 }
 
+/// Checks a list of recipients (1 to `max`) and normalises each to its domestic digits, in
+/// order, duplicates removed; an error names the first bad one (`to[i]`).
+pub fn normalize_numbers(to: &mut Vec<String>, max: usize) -> Result<(), ContractError> {
+    if to.is_empty() {
+        return Err(ContractError::field("to", "must list at least one phone number"));
+    }
+    if to.len() > max {
+        return Err(ContractError::field("to", format!("must list at most {max} numbers")));
+    }
+    let mut normalized = Vec::with_capacity(to.len());
+    for (i, raw) in to.iter().enumerate() {
+        let number = normalize_korean_number(raw).ok_or_else(|| {
+            ContractError::field(
+                format!("to[{i}]"),
+                "is not a Korean phone number (use 01012345678, 010-1234-5678 or +82 10-1234-5678)",
+            )
+        })?;
+        if !normalized.contains(&number) {
+            normalized.push(number);
+        }
+    }
+    *to = normalized;
+    Ok(())
+}
+
 /// The length of `s` in EUC-KR bytes, or an error naming the first character SENS cannot send.
 ///
 /// SENS documents EUC-KR. encoding_rs's `EUC_KR` is the WHATWG superset (windows-949), which also

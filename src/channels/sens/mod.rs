@@ -6,8 +6,12 @@
 //! Recipients go 100 per request (SENS's cap); a chunk that was accepted is recorded, so a
 //! retry sends only the chunks still missing. 429, 5xx and timeouts retry; any other 4xx is
 //! permanent and keeps SENS's error text. Without keys the channel is a dry run.
+//!
+//! SENS accepting a request is not yet a message on a phone: each recipient is recorded as
+//! `sent` and its final result looked up later ([`results`]).
 
 pub mod korean;
+pub mod results;
 
 use std::sync::Arc;
 
@@ -20,11 +24,11 @@ use utoipa::ToSchema;
 
 use super::http::{Limiter, check_rate, check_url, limiter, outcome_of_status, read_answer, truncate};
 use super::{Channel, Deps, Job, Kind, SendOutcome, progress, record_part};
-use crate::clock::Clock;
+use crate::clock::{Clock, duration_ms};
 use crate::contract::{ContractError, check_text};
-use crate::store::Store;
+use crate::store::{SentRecipient, Store};
 use crate::telemetry::mask;
-use korean::{LMS_BYTES_MAX, LMS_SUBJECT_BYTES_MAX, SMS_BYTES_MAX, check_euc_kr, euc_kr_len, normalize_korean_number};
+use korean::{LMS_BYTES_MAX, LMS_SUBJECT_BYTES_MAX, SMS_BYTES_MAX, check_euc_kr, euc_kr_len, normalize_numbers};
 
 /// SENS accepts at most this many recipients per request.
 pub const RECIPIENTS_PER_REQUEST: usize = 100;
@@ -56,28 +60,7 @@ impl Kind for Sms {
     type Settings = Settings;
 
     fn validate(&mut self) -> Result<(), ContractError> {
-        if self.to.is_empty() {
-            return Err(ContractError::field("to", "must list at least one phone number"));
-        }
-        if self.to.len() > RECIPIENTS_MAX {
-            return Err(ContractError::field(
-                "to",
-                format!("must list at most {RECIPIENTS_MAX} numbers"),
-            ));
-        }
-        let mut normalized = Vec::with_capacity(self.to.len());
-        for (i, raw) in self.to.iter().enumerate() {
-            let number = normalize_korean_number(raw).ok_or_else(|| {
-                ContractError::field(
-                    format!("to[{i}]"),
-                    "is not a Korean phone number (use 01012345678, 010-1234-5678 or +82 10-1234-5678)",
-                )
-            })?;
-            if !normalized.contains(&number) {
-                normalized.push(number);
-            }
-        }
-        self.to = normalized;
+        normalize_numbers(&mut self.to, RECIPIENTS_MAX)?;
         check_text("content", &self.content, 1, LMS_BYTES_MAX, true)?;
         check_euc_kr("content", &self.content, LMS_BYTES_MAX, " (LMS)")?;
         if let Some(subject) = &self.subject {
@@ -88,24 +71,9 @@ impl Kind for Sms {
     }
 
     fn build(settings: &Settings, deps: &Deps) -> anyhow::Result<Arc<dyn Channel>> {
-        let config = match (
-            &settings.sens_access_key,
-            &settings.sens_secret_key,
-            &settings.sens_service_id,
-            &settings.sens_from,
-        ) {
-            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => Some(SensConfig {
-                access_key: access_key.expose_secret().to_string(),
-                secret_key: secret_key.clone(),
-                service_id: service_id.clone(),
-                from: from.clone(),
-                base_url: settings.sens_base_url.clone(),
-            }),
-            _ => None,
-        };
         Ok(Arc::new(Sens {
             http: deps.http.clone(),
-            config,
+            config: SensConfig::from_settings(settings),
             limiter: limiter(settings.sens_rate_per_sec),
             store: deps.store.clone(),
             clock: deps.clock.clone(),
@@ -145,6 +113,12 @@ pub struct Settings {
     /// Most SENS requests per second.
     #[arg(long, env = "ALLIM_SENS_RATE_PER_SEC", default_value_t = 20.0, global = true)]
     pub sens_rate_per_sec: f64,
+
+    /// How long after SENS accepted a message its final result (delivered / failed, per
+    /// recipient) is first looked up; later looks back off up to 30 minutes, for up to 72 hours.
+    /// Shared by SMS and AlimTalk.
+    #[arg(long, env = "ALLIM_SENS_RESULTS_AFTER", default_value = "30s", value_parser = crate::settings::parse_duration, global = true)]
+    pub sens_results_after: std::time::Duration,
 }
 
 impl super::Settings for Settings {
@@ -166,6 +140,11 @@ impl super::Settings for Settings {
             anyhow::bail!("ALLIM_SENS_FROM must be the registered calling number, digits only");
         }
         check_url("ALLIM_SENS_BASE_URL", &self.sens_base_url)?;
+        if self.sens_results_after < std::time::Duration::from_secs(1)
+            || self.sens_results_after > std::time::Duration::from_secs(3600)
+        {
+            anyhow::bail!("ALLIM_SENS_RESULTS_AFTER must be between 1s and 1h");
+        }
         check_rate("ALLIM_SENS_RATE_PER_SEC", self.sens_rate_per_sec)
     }
 
@@ -190,6 +169,53 @@ pub struct SensConfig {
     pub service_id: String,
     pub from: String,
     pub base_url: String,
+    /// First result look-up after a send (`ALLIM_SENS_RESULTS_AFTER`).
+    pub results_after: std::time::Duration,
+}
+
+impl SensConfig {
+    /// The configuration when every SENS key is set (else SMS is a dry run).
+    pub fn from_settings(settings: &Settings) -> Option<SensConfig> {
+        match (
+            &settings.sens_access_key,
+            &settings.sens_secret_key,
+            &settings.sens_service_id,
+            &settings.sens_from,
+        ) {
+            (Some(access_key), Some(secret_key), Some(service_id), Some(from)) => Some(SensConfig {
+                access_key: access_key.expose_secret().to_string(),
+                secret_key: secret_key.clone(),
+                service_id: service_id.clone(),
+                from: from.clone(),
+                base_url: settings.sens_base_url.clone(),
+                results_after: settings.sens_results_after,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A request to SENS, signed (§3.2, §8.3): `path_and_query` is signed exactly as sent, so
+    /// any query string must already be percent-encoded.
+    pub fn signed(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path_and_query: &str,
+        timestamp_ms: i64,
+    ) -> reqwest::RequestBuilder {
+        let sig = signature(
+            self.secret_key.expose_secret(),
+            method.as_str(),
+            path_and_query,
+            timestamp_ms,
+            &self.access_key,
+        );
+        let url = format!("{}{path_and_query}", self.base_url.trim_end_matches('/'));
+        http.request(method, url)
+            .header("x-ncp-apigw-timestamp", timestamp_ms.to_string())
+            .header("x-ncp-iam-access-key", &self.access_key)
+            .header("x-ncp-apigw-signature-v2", sig)
+    }
 }
 
 /// The `x-ncp-apigw-signature-v2` value.
@@ -253,7 +279,6 @@ impl Sens {
             Err(outcome) => return outcome,
         };
         let path = format!("/sms/v2/services/{}/messages", cfg.service_id);
-        let url = format!("{}{path}", cfg.base_url.trim_end_matches('/'));
         for (i, chunk) in sms.to.chunks(RECIPIENTS_PER_REQUEST).enumerate() {
             let part = format!("sms:{i}");
             if done.contains(&part) {
@@ -272,15 +297,9 @@ impl Sens {
             if !job.still_ours().await {
                 return SendOutcome::LeaseLost;
             }
-            let ts = self.clock.now_ms();
-            let sig = signature(cfg.secret_key.expose_secret(), "POST", &path, ts, &cfg.access_key);
-            let res = self
-                .http
-                .post(&url)
+            let res = cfg
+                .signed(&self.http, reqwest::Method::POST, &path, self.clock.now_ms())
                 .header("content-type", "application/json; charset=utf-8")
-                .header("x-ncp-apigw-timestamp", ts.to_string())
-                .header("x-ncp-iam-access-key", &cfg.access_key)
-                .header("x-ncp-apigw-signature-v2", sig)
                 .json(&body)
                 .send()
                 .await;
@@ -295,6 +314,18 @@ impl Sens {
                     .unwrap_or_default();
                 tracing::info!(delivery = %job.delivery_id, kind, chunk = i, recipients = chunk.len(), request_id, "sms accepted by SENS");
                 record_part(&self.store, &self.clock, &job.delivery_id, &part).await;
+                let now = self.clock.now_ms();
+                let sent: Vec<SentRecipient> = chunk
+                    .iter()
+                    .map(|to| SentRecipient {
+                        delivery_id: job.delivery_id.clone(),
+                        recipient: to.clone(),
+                        request_id: request_id.clone(),
+                        message_id: None,
+                        next_check_at: now + duration_ms(cfg.results_after),
+                    })
+                    .collect();
+                results::record(&self.store, self.name(), &sent, now).await;
                 continue;
             }
             return outcome_of_status("SENS", status, &error_text(&text), after);
@@ -323,7 +354,33 @@ pub fn error_text(body: &str) -> String {
     truncate(body.trim(), 300)
 }
 
-super::sender!(Sens, "sms", send_sms);
+impl Channel for Sens {
+    fn name(&self) -> &'static str {
+        "sms"
+    }
+
+    fn send<'a>(&'a self, job: &'a Job) -> futures::future::BoxFuture<'a, SendOutcome> {
+        futures::FutureExt::boxed(self.send_sms(job))
+    }
+
+    fn check_results(&self) -> futures::future::BoxFuture<'_, anyhow::Result<Vec<&'static str>>> {
+        futures::FutureExt::boxed(async move {
+            let Some(cfg) = &self.config else {
+                return Ok(Vec::new());
+            };
+            let lookup = results::Lookup {
+                http: &self.http,
+                config: cfg,
+                store: &self.store,
+                clock: &self.clock,
+                channel: self.name(),
+                service_path: format!("/sms/v2/services/{}", cfg.service_id),
+                parse: results::sms_result,
+            };
+            lookup.run().await
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -184,7 +184,7 @@ async fn confirm(state: &AppState, verifier: &SnsVerifier, e: &Envelope) -> ApiR
 async fn notification(state: &AppState, e: Envelope) -> ApiResult<Json<WebhookResult>> {
     state.metrics.received.with_label_values(&["sns"]).inc();
     let key = crate::contract::message_key("sns", &e.message_id);
-    match classify(&state.acceptor, &key, &e.message) {
+    match classify(&state.acceptor, &key, &e.message).await {
         Classified::Alarm { key, alarm } => {
             let handled = state.alarms.handle(&key, &alarm).await?;
             Ok(done(&handled.outcome, Some(handled.detail), handled.deliveries))

@@ -330,7 +330,7 @@ impl SqsConsumer {
                 ));
             }
         }
-        Some(classify_message(&self.acceptor, m))
+        Some(classify_message(&self.acceptor, m).await)
     }
 
     /// Alarms, then notifications, in one go. Alarms are idempotent on their key: if the batch
