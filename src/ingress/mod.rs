@@ -10,3 +10,4 @@ pub mod classify;
 pub mod http;
 pub mod sns;
 pub mod sqs;
+pub mod sqs_door;
