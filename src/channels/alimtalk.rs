@@ -493,7 +493,7 @@ impl AlimTalkSender {
     }
 
     /// The text to send, checked against the template.
-    fn text(&self, account: &Account, t: &Template, n: &AlimTalk) -> Result<String, ContractError> {
+    fn checked_text(&self, account: &Account, t: &Template, n: &AlimTalk) -> Result<String, ContractError> {
         if let Some(status) = &t.inspection
             && status != "APR"
         {
@@ -552,7 +552,7 @@ impl AlimTalkSender {
             return Ok(());
         };
         match self.template(account, &n.template_code).await {
-            Ok(t) => self.text(account, &t, n).map(|_| ()),
+            Ok(t) => self.checked_text(account, &t, n).map(|_| ()),
             Err(Fetch::Missing) => Err(ContractError::field(
                 "templateCode",
                 format!(
@@ -591,7 +591,7 @@ impl AlimTalkSender {
             Err(Fetch::Credentials(error)) => return SendOutcome::Credentials { error },
             Err(Fetch::Transient(error)) => return SendOutcome::Retry { error, after: None },
         };
-        let text = match self.text(account, &template, n) {
+        let text = match self.checked_text(account, &template, n) {
             Ok(text) => text,
             Err(e) => return SendOutcome::Permanent { error: e.to_string() },
         };
@@ -642,9 +642,7 @@ impl AlimTalkSender {
             }
             let res = account
                 .sens
-                .signed(&self.http, reqwest::Method::POST, &path, self.clock.now_ms())
-                .header("content-type", "application/json; charset=utf-8")
-                .json(&body)
+                .post_json(&self.http, &path, &body, self.clock.now_ms())
                 .send()
                 .await;
             let (status, after, answer) = match read_answer("SENS", res).await {
@@ -656,7 +654,7 @@ impl AlimTalkSender {
             }
             // Recorded before anything else, so that no retry sends this chunk again.
             record_part(&self.store, &self.clock, &job.delivery_id, &part).await;
-            let (ok, failed) = self.record_answer(job, chunk, &answer).await;
+            let (ok, failed) = self.record_answer(account, job, chunk, &answer).await;
             tracing::info!(delivery = %job.delivery_id, template = %n.template_code, chunk = i,
                 accepted = ok, refused = failed.len(), "alimtalk request accepted by SENS");
             accepted += ok;
@@ -672,11 +670,17 @@ impl AlimTalkSender {
 
     /// Reads SENS's per-message answer: recipients accepted (`A000`) are recorded for the
     /// result look-ups, the others as failed with SENS's reason. (accepted, refusal texts).
-    async fn record_answer(&self, job: &Job, chunk: &[String], answer: &str) -> (usize, Vec<String>) {
+    async fn record_answer(
+        &self,
+        account: &Account,
+        job: &Job,
+        chunk: &[String],
+        answer: &str,
+    ) -> (usize, Vec<String>) {
         let v: Value = serde_json::from_str(answer).unwrap_or(Value::Null);
         let request_id = text(&v, "requestId").unwrap_or_default();
         let now = self.clock.now_ms();
-        let first_look = now + duration_ms(self.account.as_ref().map_or(Duration::ZERO, |a| a.sens.results_after));
+        let first_look = now + duration_ms(account.sens.results_after);
         let listed: Vec<&Value> = v
             .get("messages")
             .and_then(Value::as_array)

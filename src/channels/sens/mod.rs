@@ -216,6 +216,19 @@ impl SensConfig {
             .header("x-ncp-iam-access-key", &self.access_key)
             .header("x-ncp-apigw-signature-v2", sig)
     }
+
+    /// A signed `POST` of a JSON body, with the content type SENS requires.
+    pub fn post_json<T: Serialize>(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: &T,
+        timestamp_ms: i64,
+    ) -> reqwest::RequestBuilder {
+        self.signed(http, reqwest::Method::POST, path, timestamp_ms)
+            .header("content-type", "application/json; charset=utf-8")
+            .json(body)
+    }
 }
 
 /// The `x-ncp-apigw-signature-v2` value.
@@ -298,9 +311,7 @@ impl Sens {
                 return SendOutcome::LeaseLost;
             }
             let res = cfg
-                .signed(&self.http, reqwest::Method::POST, &path, self.clock.now_ms())
-                .header("content-type", "application/json; charset=utf-8")
-                .json(&body)
+                .post_json(&self.http, &path, &body, self.clock.now_ms())
                 .send()
                 .await;
             let (status, after, text) = match read_answer("SENS", res).await {
