@@ -4,7 +4,10 @@
 #     installed from Debian's packages if it is missing;
 #   - a Python venv (.venv/) with moto[server], the local SQS/SNS stand-in the tests start,
 #     and standardwebhooks, which verifies the webhook signatures independently;
-#   - the openssl command, which signs the SNS test messages.
+#   - the openssl command, which signs the SNS test messages;
+#   - two venvs of unmodified SQS clients for the SQS door's tests: .venv-sqs-json (a current
+#     boto3 and AWS CLI: JSON protocol) and .venv-sqs-query (botocore 1.34.89 and AWS CLI
+#     1.32.89, the last before SQS's JSON protocol: query protocol).
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh api::).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +65,22 @@ ensure_moto() {
   export ALLIM_TEST_MOTO
 }
 
+ensure_sqs_clients() {
+  local kind spec
+  for kind in json query; do
+    case $kind in
+      json) spec="boto3==1.40.* awscli==1.42.*" ;;
+      query) spec="botocore==1.34.89 boto3==1.34.89 awscli==1.32.89" ;;
+    esac
+    if [ ! -x ".venv-sqs-$kind/bin/aws" ]; then
+      log "setting up .venv-sqs-$kind ($spec)"
+      [ -x ".venv-sqs-$kind/bin/python" ] || python3 -m venv ".venv-sqs-$kind"
+      # shellcheck disable=SC2086 # the spec is several requirements
+      ".venv-sqs-$kind/bin/pip" install -q --disable-pip-version-check $spec
+    fi
+  done
+}
+
 ensure_tools() {
   # openssl signs the SNS test messages, independently of allim's verifier.
   if ! command -v openssl >/dev/null 2>&1; then
@@ -74,6 +93,7 @@ ensure_tools() {
 ensure_tools
 ensure_mariadb
 ensure_moto
+ensure_sqs_clients
 # Leftovers of interrupted runs.
 mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'allim\_t\_%'" 2>/dev/null |
   while read -r db; do mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"; done || true

@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | [`config`] | the command line: one flattened settings group per box, cross-group checks | every box's `Args` |
 //! | [`api`] | routes + OpenAPI, `/docs`, inbox, devices, deliveries, dead letters, alarms API, health, `/metrics` | ingress, accept, alarms, channels, store, web, clock, telemetry |
-//! | [`ingress`] | the doors: HTTP `POST /v1/notifications`, the SQS consumer, the SNS webhook, message classification | accept, alarms, channels, store, web, clock, telemetry |
+//! | [`ingress`] | the doors: HTTP `POST /v1/notifications`, the SQS consumer, the SQS-compatible door, the SNS webhook, message classification | accept, alarms, channels, store, web, clock, telemetry |
 //! | [`web`] | the one HTTP error type (status + code per variant) and extractors | accept, contract, store |
 //! | [`alarms`] | CloudWatch alarm routing: rules, flap limit, quiet hours, silences, history | accept, channels, store, clock, telemetry |
 //! | [`accept`] | the only way into the store: parse, validate, de-duplicate, commit (group commit) | channels, contract, store, clock |
@@ -78,6 +78,8 @@ pub struct AppState {
 /// A built, not yet running, allim: the database is open and migrated, the port is bound.
 pub struct Application {
     listener: TcpListener,
+    /// The SQS-compatible door's listener, when `ALLIM_SQS_DOOR_LISTEN` is set.
+    door: Option<(TcpListener, Arc<ingress::sqs_door::Door>)>,
     state: AppState,
     config: Config,
     shutdown: CancellationToken,
@@ -132,6 +134,14 @@ impl ApplicationBuilder {
         let listener = TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("ALLIM_LISTEN: cannot listen on {}", config.api.listen))?;
+        let door_listener = match config.sqs_door.sqs_door_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("ALLIM_SQS_DOOR_LISTEN: cannot listen on {addr}"))?,
+            ),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let wake = Wake::default();
         // Group commit: one writer for SQLite (one connection anyway), a few for MySQL.
@@ -195,6 +205,16 @@ impl ApplicationBuilder {
             }
             None => None,
         };
+        let door = door_listener.map(|l| {
+            let door = ingress::sqs_door::Door::new(
+                &config.sqs_door,
+                config.api.max_body_bytes,
+                acceptor.clone(),
+                metrics.clone(),
+                clock.clone(),
+            );
+            (l, Arc::new(door))
+        });
         let state = AppState {
             acceptor,
             store,
@@ -209,6 +229,7 @@ impl ApplicationBuilder {
         };
         Ok(Application {
             listener,
+            door,
             state,
             config,
             shutdown: CancellationToken::new(),
@@ -239,6 +260,13 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// The SQS door's bound address, when it is on.
+    pub fn sqs_door_addr(&self) -> Option<SocketAddr> {
+        self.door
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// Cancelling this token stops the application gracefully.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -259,6 +287,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Application {
             listener,
+            door,
             state,
             config,
             shutdown,
@@ -282,6 +311,7 @@ impl Application {
                 (true, false) => "open on loopback",
             },
             sqs = config.sqs.sqs_queue_url.as_deref().unwrap_or("off"),
+            sqs_door = %door.as_ref().and_then(|(l, _)| l.local_addr().ok()).map_or("off".to_string(), |a| a.to_string()),
             dispatch = config.dispatch.dispatch,
             channels = %channels.join(" "),
             "allim ready"
@@ -294,6 +324,11 @@ impl Application {
         let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(async move { server.await.context("HTTP server failed") });
+        if let Some((listener, door)) = door {
+            let server = axum::serve(listener, ingress::sqs_door::router(door))
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            tasks.spawn(async move { server.await.context("SQS door failed") });
+        }
         if let Some(d) = dispatcher.clone() {
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -44,6 +44,8 @@ pub enum Source {
     Http,
     Sqs,
     Sns,
+    /// The SQS-compatible door (`SendMessage` straight into allim).
+    SqsApi,
 }
 
 impl Source {
@@ -52,6 +54,7 @@ impl Source {
             Source::Http => "http",
             Source::Sqs => "sqs",
             Source::Sns => "sns",
+            Source::SqsApi => "sqs-api",
         }
     }
 }

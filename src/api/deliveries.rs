@@ -20,7 +20,7 @@ pub struct Delivery {
     pub notification_type: String,
     /// `pending`, `delivered`, `failed` (retry scheduled), `dead` or `rejected`.
     pub status: DeliveryStatus,
-    /// `http`, `sqs` or `sns`.
+    /// `http`, `sqs`, `sns` or `sqs-api` (the SQS-compatible door).
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,

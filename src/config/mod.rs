@@ -18,6 +18,7 @@ use crate::channels::http::HttpArgs;
 use crate::dispatch::DispatchArgs;
 use crate::ingress::sns::SnsArgs;
 use crate::ingress::sqs::SqsArgs;
+use crate::ingress::sqs_door::SqsDoorArgs;
 use crate::settings::parse_duration;
 use crate::store::DbArgs;
 use crate::telemetry::{LogArgs, LogFormat};
@@ -61,6 +62,8 @@ pub struct Config {
     #[command(flatten)]
     pub sqs: SqsArgs,
     #[command(flatten)]
+    pub sqs_door: SqsDoorArgs,
+    #[command(flatten)]
     pub dispatch: DispatchArgs,
     #[command(flatten)]
     pub http: HttpArgs,
@@ -83,6 +86,7 @@ impl Config {
             anyhow::bail!("ALLIM_SHUTDOWN_GRACE must be at most 1h");
         }
         self.sqs.validate()?;
+        self.sqs_door.validate()?;
         self.dispatch.validate()?;
         self.http.validate()?;
         if self.http.http_timeout >= self.dispatch.dispatch_lease {

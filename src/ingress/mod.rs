@@ -4,6 +4,7 @@
 //! - [`http`]: `POST /v1/notifications` and `POST /v1/notifications/batch`.
 //! - [`sqs`]: the SQS consumer (the main path in production), SNS envelopes included.
 //! - [`sns`]: `POST /webhooks/sns`, with signature verification.
+//! - [`sqs_door`]: the SQS-compatible door (`SendMessage` straight into accept, no queue).
 //! - [`classify`]: what an SQS body or SNS `Message` is (alarm, notification, rejected).
 
 pub mod classify;

@@ -105,6 +105,8 @@ impl Drop for TestDb {
 /// A running application and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The SQS door's address, when the configuration turned it on.
+    pub door: Option<SocketAddr>,
     pub client: Client,
     pub store: Store,
     pub shutdown: CancellationToken,
@@ -180,11 +182,13 @@ pub async fn spawn_on(
         .await
         .expect("application builds");
     let addr = app.local_addr();
+    let door = app.sqs_door_addr();
     let store = app.store().clone();
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        door,
         client: Client::new(),
         store,
         shutdown,

@@ -21,5 +21,6 @@ mod lanes;
 mod rds;
 mod sns;
 mod sqs;
+mod sqs_door;
 mod three_channels;
 mod webhooks;
