@@ -31,6 +31,8 @@ pub struct Metrics {
     pub poll_errors: IntCounter,
     /// Failed SQS deletes (the message comes back and is de-duplicated).
     pub delete_errors: IntCounter,
+    /// SQS pollers traffic calls for now (1 at idle, up to `ALLIM_SQS_POLLERS`).
+    pub sqs_pollers: IntGauge,
     /// Work in progress: `sqs` messages being accepted, `dispatch` deliveries being sent.
     pub in_flight: IntGaugeVec,
     /// 1 while the SQS consumer is backing off because the database is unavailable.
@@ -101,6 +103,8 @@ impl Metrics {
         registry
             .register(Box::new(delete_errors.clone()))
             .expect("unique metric");
+        let sqs_pollers = IntGauge::new("sqs_pollers", "SQS pollers receiving now (1 at idle)").expect("valid metric");
+        registry.register(Box::new(sqs_pollers.clone())).expect("unique metric");
         let in_flight =
             IntGaugeVec::new(Opts::new("in_flight", "Work in progress, by kind"), &["kind"]).expect("valid metric");
         registry.register(Box::new(in_flight.clone())).expect("unique metric");
@@ -154,6 +158,7 @@ impl Metrics {
             dispatch_latency,
             poll_errors,
             delete_errors,
+            sqs_pollers,
             in_flight,
             consumer_backoff,
         }

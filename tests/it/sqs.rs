@@ -599,3 +599,107 @@ async fn an_oversized_value_is_rejected_alone() {
     assert!(raw > 70_000, "the raw body is kept whole");
     app.stop().await;
 }
+
+/// Counts ReceiveMessage calls in flight at once, at the SDK's own interceptor hooks.
+#[derive(Debug, Default)]
+struct Receives {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct IsReceive;
+
+impl aws_smithy_types::config_bag::Storable for IsReceive {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+#[derive(Debug, Clone)]
+struct CountReceives(std::sync::Arc<Receives>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CountReceives {
+    fn name(&self) -> &'static str {
+        "CountReceives"
+    }
+
+    fn read_before_execution(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if ctx
+            .input()
+            .downcast_ref::<aws_sdk_sqs::operation::receive_message::ReceiveMessageInput>()
+            .is_some()
+        {
+            cfg.interceptor_state().store_put(IsReceive);
+            let now = self.0.now.fetch_add(1, SeqCst) + 1;
+            self.0.max.fetch_max(now, SeqCst);
+            self.0.total.fetch_add(1, SeqCst);
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _ctx: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _rc: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if cfg.load::<IsReceive>().is_some() {
+            self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+/// Idle, one poller long-polls alone (the idle cost in the README); full batches call the
+/// others, up to ALLIM_SQS_POLLERS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_scale_with_traffic() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let client = sqs_client();
+    let queue = create_queue(&client, false).await;
+    let receives = std::sync::Arc::new(Receives::default());
+    let counted = aws_sdk_sqs::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(CountReceives(receives.clone()))
+            .build(),
+    );
+    let db = TestDb::new(Db::MariaDb).await;
+    let app = spawn_on(
+        &db.url,
+        {
+            let queue = queue.clone();
+            move |c| {
+                c.sqs.sqs_queue_url = Some(queue);
+                c.sqs.sqs_pollers = 4;
+                c.sqs.sqs_wait_time = Duration::from_millis(200);
+            }
+        },
+        |b| b.sqs_client(counted),
+    )
+    .await;
+    // An idle queue: several receives come back empty, never two at once.
+    eventually(Duration::from_secs(20), "five idle receives", || async {
+        receives.total.load(SeqCst) >= 5
+    })
+    .await;
+    assert_eq!(receives.max.load(SeqCst), 1, "idle: one poller");
+
+    // A backlog: full batches call more pollers.
+    let bodies: Vec<String> = (0..400).map(|i| app_body("scale", &format!("n{i}"))).collect();
+    send_all(&client, &queue, &bodies, None).await;
+    eventually(Duration::from_secs(60), "the backlog is accepted", || async {
+        inbox_count(&app, "scale").await == 400
+    })
+    .await;
+    let busy = receives.max.load(SeqCst);
+    assert!(busy > 1, "a backlog calls more than one poller (saw at most {busy})");
+    assert!(busy <= 4, "never more than ALLIM_SQS_POLLERS (saw {busy})");
+    app.stop().await;
+}

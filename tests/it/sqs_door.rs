@@ -411,7 +411,11 @@ async fn clients_send_through_the_door(kind: &str) {
         &[concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sqs_door_producer.py")],
         &[("ALLIM_DOOR_ENDPOINT", &endpoint), ("TAG", &tag), ("SMS_TO", sms_to)],
     );
-    assert!(out.status.success(), "boto3 producer: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "boto3 producer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["protocol"], kind, "{r}");
     assert_eq!(r["wrong_secret"], "SignatureDoesNotMatch", "{r}");
@@ -425,12 +429,21 @@ async fn clients_send_through_the_door(kind: &str) {
     assert_eq!(r["batch_failed"][0]["Id"], "bad");
     assert_eq!(r["batch_failed"][0]["Code"], "InvalidParameterValue");
     assert_eq!(r["batch_failed"][0]["SenderFault"], true);
-    assert!(r["batch_failed"][0]["Message"].as_str().unwrap().contains("title"), "{r}");
-    assert_eq!(r["duplicates"][0], r["duplicates"][1], "one MessageDeduplicationId, one delivery");
+    assert!(
+        r["batch_failed"][0]["Message"].as_str().unwrap().contains("title"),
+        "{r}"
+    );
+    assert_eq!(
+        r["duplicates"][0], r["duplicates"][1],
+        "one MessageDeduplicationId, one delivery"
+    );
     for key in ["sms", "single"] {
         assert_eq!(settled(&app, &clock, &id(&r[key])).await["status"], "delivered");
     }
-    assert_eq!(settled(&app, &clock, &id(&r["duplicates"][0])).await["status"], "delivered");
+    assert_eq!(
+        settled(&app, &clock, &id(&r["duplicates"][0])).await["status"],
+        "delivered"
+    );
 
     // The AWS CLI, with the same endpoint and key.
     let aws = venv.join("bin/aws");
@@ -458,7 +471,11 @@ async fn clients_send_through_the_door(kind: &str) {
             "--message-deduplication-id",
             &format!("{tag}-cli"),
         ]);
-        assert!(out.status.success(), "aws ({version}): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "aws ({version}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         cli_ids.push(id(&v["MessageId"]));
     }
@@ -469,7 +486,11 @@ async fn clients_send_through_the_door(kind: &str) {
     ])
     .to_string();
     let out = cli(&["send-message-batch", "--queue-url", &url, "--entries", &entries]);
-    assert!(out.status.success(), "aws ({version}): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws ({version}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Successful"][0]["Id"], "ok", "{v}");
     assert_eq!(v["Failed"][0]["Id"], "broken", "{v}");
@@ -483,11 +504,24 @@ async fn clients_send_through_the_door(kind: &str) {
         "--message-body",
         &in_app(&format!("{tag}-cli-delayed"), "cli later"),
     ]);
-    assert!(out.status.success(), "aws ({version}): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws ({version}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli_delayed = id(&serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["MessageId"]);
     let out = run(
         &aws,
-        &["sqs", "--endpoint-url", &endpoint, "send-message", "--queue-url", &url, "--message-body", &body],
+        &[
+            "sqs",
+            "--endpoint-url",
+            &endpoint,
+            "send-message",
+            "--queue-url",
+            &url,
+            "--message-body",
+            &body,
+        ],
         &[("AWS_SECRET_ACCESS_KEY", "a-wrong-secret-0000000000000000000000")],
     );
     assert!(!out.status.success());
@@ -516,8 +550,19 @@ async fn clients_send_through_the_door(kind: &str) {
     }
 
     // Exactly once at the SMS stand-in: each text once, duplicates included.
-    let texts: Vec<String> = sens.state.accepted.lock().unwrap().iter().map(|m| m.content.clone()).collect();
-    for text in [format!("[allim] {tag} 문자"), format!("[allim] {tag} 한 번만"), format!("[allim] {tag} cli")] {
+    let texts: Vec<String> = sens
+        .state
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.content.clone())
+        .collect();
+    for text in [
+        format!("[allim] {tag} 문자"),
+        format!("[allim] {tag} 한 번만"),
+        format!("[allim] {tag} cli"),
+    ] {
         assert_eq!(texts.iter().filter(|t| **t == text).count(), 1, "{text} in {texts:?}");
     }
     if kind == "query" {

@@ -1,6 +1,7 @@
 //! SQS ingress: allim's main door in production.
 //!
-//! `ALLIM_SQS_POLLERS` pollers long-poll the queue (up to 10 messages, `WaitTimeSeconds` 20).
+//! Up to `ALLIM_SQS_POLLERS` pollers long-poll the queue (up to 10 messages, `WaitTimeSeconds`
+//! 20): one while receives come back empty, more while they come back full ([`Scale`]).
 //! Each received batch is handed to a processing task, so polling goes on while earlier
 //! batches are committed; `ALLIM_SQS_MAX_IN_FLIGHT` bounds the messages in progress.
 //!
@@ -116,6 +117,66 @@ const HOLD_EVERY: Duration = Duration::from_secs(10);
 /// tries (SQS redelivers it, and its redrive policy applies): it is not an outage.
 const TRIES_WITH_DATABASE_UP: u32 = 5;
 
+/// After an empty receive, while one poller is left, it waits this long before the next: a
+/// 20 s long poll plus this gap is ≤ 2.96 receives a minute, 129,500 in an average month
+/// (30.44 days), where back-to-back polls would make ~131,500. A message arriving meanwhile
+/// waits at most this long.
+const IDLE_GAP: Duration = Duration::from_millis(300);
+
+/// How many pollers traffic calls for: one while receives come back empty, one more for each
+/// full batch (10 messages) up to `ALLIM_SQS_POLLERS`, one less for each empty receive. A
+/// partly full batch changes nothing. Idle, one task long-polls alone.
+pub struct Scale {
+    max: usize,
+    active: std::sync::atomic::AtomicUsize,
+    more: tokio::sync::Notify,
+}
+
+impl Scale {
+    pub fn new(max: usize) -> Scale {
+        Scale {
+            max: max.max(1),
+            active: std::sync::atomic::AtomicUsize::new(1),
+            more: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Pollers wanted now.
+    pub fn active(&self) -> usize {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a receive of `messages`; returns the pollers wanted now.
+    pub fn after_receive(&self, messages: usize) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        let step = |n: usize| match messages {
+            0 => Some(n.saturating_sub(1).max(1)),
+            10.. => Some((n + 1).min(self.max)),
+            _ => None,
+        };
+        let before = self.active.fetch_update(Relaxed, Relaxed, step).unwrap_or_else(|n| n);
+        let now = step(before).unwrap_or(before);
+        if now > before {
+            self.more.notify_waiters();
+        }
+        now
+    }
+
+    /// Waits until poller `index` is wanted; false on shutdown.
+    async fn wait_turn(&self, index: usize, shutdown: &CancellationToken) -> bool {
+        loop {
+            let notified = self.more.notified();
+            if index < self.active() {
+                return true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = notified => {}
+            }
+        }
+    }
+}
+
 /// Builds the production client from the standard AWS chain (region, credentials, and
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS` for a local stand-in).
 pub async fn client_from_env() -> Client {
@@ -159,12 +220,16 @@ impl SqsConsumer {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.sqs_max_in_flight.max(10)));
         let tracker = TaskTracker::new();
+        let scale = Arc::new(Scale::new(self.config.sqs_pollers.max(1)));
         let mut pollers = tokio::task::JoinSet::new();
-        for _ in 0..self.config.sqs_pollers.max(1) {
-            pollers.spawn(
-                self.clone()
-                    .poll_loop(permits.clone(), tracker.clone(), shutdown.clone()),
-            );
+        for index in 0..self.config.sqs_pollers.max(1) {
+            pollers.spawn(self.clone().poll_loop(
+                index,
+                scale.clone(),
+                permits.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            ));
         }
         while pollers.join_next().await.is_some() {}
         tracker.close();
@@ -172,9 +237,20 @@ impl SqsConsumer {
         tracing::info!("sqs consumer stopped");
     }
 
-    async fn poll_loop(self: Arc<Self>, permits: Arc<Semaphore>, tracker: TaskTracker, shutdown: CancellationToken) {
+    async fn poll_loop(
+        self: Arc<Self>,
+        index: usize,
+        scale: Arc<Scale>,
+        permits: Arc<Semaphore>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) {
         let mut receive_failures = 0u32;
         loop {
+            // Pollers beyond the ones traffic calls for wait until full batches call them.
+            if !scale.wait_turn(index, &shutdown).await {
+                return;
+            }
             // While the database is down, receive nothing (every receive counts against the
             // queue's maxReceiveCount); the gate's probe says when it is back.
             if !self.gate.is_up() && !self.gate.wait_up(&shutdown).await {
@@ -223,7 +299,16 @@ impl SqsConsumer {
                     continue;
                 }
             };
+            self.metrics.sqs_pollers.set(scale.after_receive(messages.len()) as i64);
             if messages.is_empty() {
+                // The last poller left: a short gap after each empty long poll keeps an idle
+                // task under 130,000 receives a month (see [`IDLE_GAP`]).
+                if scale.active() == 1 {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(IDLE_GAP) => {}
+                    }
+                }
                 continue;
             }
             let this = self.clone();
@@ -436,4 +521,26 @@ fn handles(chunk: &[Message]) -> impl Iterator<Item = (String, &str)> {
         .iter()
         .enumerate()
         .filter_map(|(i, m)| Some((format!("m{i}"), m.receipt_handle()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scale;
+
+    #[test]
+    fn pollers_follow_traffic() {
+        let s = Scale::new(4);
+        assert_eq!(s.active(), 1, "one poller to start with");
+        assert_eq!(s.after_receive(0), 1, "never fewer than one");
+        assert_eq!(s.after_receive(10), 2, "a full batch calls one more");
+        assert_eq!(s.after_receive(10), 3);
+        assert_eq!(s.after_receive(4), 3, "a partly full batch changes nothing");
+        assert_eq!(s.after_receive(10), 4);
+        assert_eq!(s.after_receive(10), 4, "at most ALLIM_SQS_POLLERS");
+        for left in [3, 2, 1, 1] {
+            assert_eq!(s.after_receive(0), left, "each empty receive sends one away");
+        }
+        let one = Scale::new(1);
+        assert_eq!(one.after_receive(10), 1);
+    }
 }
