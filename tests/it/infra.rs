@@ -137,7 +137,7 @@ fn every_resource_is_defined() {
         .iter()
         .find(|(_, s)| s["Properties"]["Protocol"] == "sqs")
         .expect("low-cost SQS subscription");
-    assert_eq!(sqs.1["Condition"], "LowCost");
+    assert_eq!(sqs.1["Condition"], "AlarmsThroughQueue");
     assert_eq!(t["Parameters"]["LowCostMode"]["Default"], "false");
     for (_, r) in t["Resources"].as_object().unwrap() {
         if r["Type"].as_str().unwrap().starts_with("AWS::ElasticLoadBalancingV2") {
@@ -214,7 +214,10 @@ fn task_role_grants_only_the_queue_rds_connect_and_the_email_identity() {
     );
     let policies = role["Policies"].as_array().unwrap();
     assert_eq!(policies.len(), 3);
-    let queue = &policies[0]["PolicyDocument"]["Statement"];
+    let queue = &policies[0]["Fn::If"];
+    assert_eq!(queue[0], "HasQueue", "no queue permissions when there is no queue");
+    assert_eq!(queue[2], json!({"Ref": "AWS::NoValue"}));
+    let queue = &queue[1]["PolicyDocument"]["Statement"];
     assert_eq!(
         queue,
         &json!([{"Effect": "Allow", "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
@@ -237,4 +240,72 @@ fn task_role_grants_only_the_queue_rds_connect_and_the_email_identity() {
         email[1]["PolicyDocument"]["Statement"],
         json!([{"Effect": "Allow", "Action": "ses:SendEmail", "Resource": {"Ref": "SesIdentityArn"}}])
     );
+}
+
+/// The SQS door in the template: VPC-only (a Cloud Map private DNS name, a security group for
+/// producers, no load balancer listener), and a parameter to run with no SQS queue at all.
+#[test]
+fn the_door_is_vpc_only_and_the_queue_optional() {
+    let t = template("allim.yaml");
+    assert_eq!(t["Parameters"]["SqsQueue"]["Default"], "true");
+    assert_eq!(
+        t["Conditions"]["HasQueue"],
+        json!({"Fn::Equals": [{"Ref": "SqsQueue"}, "true"]})
+    );
+    // Everything that exists for the queue goes with it.
+    for name in [
+        "Queue",
+        "DeadLetterQueue",
+        "ScalableTarget",
+        "BacklogPerTaskScaling",
+        "DeadLetterQueueNotEmptyAlarm",
+        "OldestMessageAgeAlarm",
+    ] {
+        assert_eq!(t["Resources"][name]["Condition"], "HasQueue", "{name}");
+    }
+    for name in ["QueueUrl", "DeadLetterQueueUrl"] {
+        assert_eq!(t["Outputs"][name]["Condition"], "HasQueue", "{name}");
+    }
+    let container = &t["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0];
+    let env = container["Environment"].to_string();
+    assert!(
+        env.contains(r#"{"Fn::If":["HasQueue",{"Name":"ALLIM_SQS_QUEUE_URL""#),
+        "{env}"
+    );
+    assert!(
+        env.contains(r#"{"Fn::If":["HasDoor",{"Name":"ALLIM_SQS_DOOR_LISTEN","Value":"0.0.0.0:9324"}"#),
+        "{env}"
+    );
+    assert!(container["Secrets"].to_string().contains("ALLIM_SQS_DOOR_KEYS"));
+    // No queue needs the door, checked before anything is created.
+    let rule = &t["Rules"]["NoQueueNeedsTheDoor"];
+    assert_eq!(
+        rule["RuleCondition"],
+        json!({"Fn::Equals": [{"Ref": "SqsQueue"}, "false"]})
+    );
+
+    // Reachable inside the VPC only: a private DNS namespace, and the port open to one group.
+    let ns = one(&t, "AWS::ServiceDiscovery::PrivateDnsNamespace");
+    assert_eq!(ns["Properties"]["Vpc"], json!({"Ref": "VpcId"}));
+    let discovery = one(&t, "AWS::ServiceDiscovery::Service");
+    assert_eq!(discovery["Properties"]["DnsConfig"]["DnsRecords"][0]["Type"], "A");
+    let service = &one(&t, "AWS::ECS::Service")["Properties"];
+    assert_eq!(
+        service["ServiceRegistries"]["Fn::If"][1][0]["RegistryArn"],
+        json!({"Fn::GetAtt": ["DoorDiscovery", "Arn"]})
+    );
+    let ingress = &t["Resources"]["ServiceIngressFromProducers"];
+    assert_eq!(ingress["Condition"], "HasDoor");
+    assert_eq!(ingress["Properties"]["FromPort"], 9324);
+    assert_eq!(
+        ingress["Properties"]["SourceSecurityGroupId"],
+        json!({"Ref": "ProducerSecurityGroup"})
+    );
+    assert!(
+        ingress["Properties"].get("CidrIp").is_none(),
+        "never open to an address range"
+    );
+    for (_, r) in of_type(&t, "AWS::ElasticLoadBalancingV2::Listener") {
+        assert_ne!(r["Properties"]["Port"], 9324, "the door is not on the load balancer");
+    }
 }

@@ -12,6 +12,8 @@ use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use serde_json::json;
 
+use std::time::Duration;
+
 use crate::helpers::{Db, TestApp, TestDb, settled, spawn_on, test_clock};
 use crate::support::{create_queue, sqs_client};
 
@@ -579,4 +581,77 @@ async fn boto3_and_the_aws_cli_send_through_the_door_json_protocol() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_and_the_aws_cli_send_through_the_door_query_protocol() {
     clients_send_through_the_door("query").await;
+}
+
+/// The binary, logging everything at `debug`, is sent good and badly signed requests: its
+/// output never holds a secret, a signature, or the whole key id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_signatures_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (api, door) = (free(), free());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_allim"))
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("l.db").display()),
+        )
+        .env("ALLIM_LISTEN", api.to_string())
+        .env("ALLIM_SQS_DOOR_LISTEN", door.to_string())
+        .env("ALLIM_SQS_DOOR_KEYS", format!("{KEY_ID}:{SECRET}"))
+        .env("ALLIM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::eventually(Duration::from_secs(20), "the door listens", || async {
+        tokio::net::TcpStream::connect(door).await.is_ok()
+    })
+    .await;
+    let url = format!("http://{door}/000000000000/notifications");
+    let good = producer(door, KEY_ID, SECRET);
+    good.send_message()
+        .queue_url(&url)
+        .message_body(in_app("logged", "hi"))
+        .send()
+        .await
+        .unwrap();
+    let wrong_secret = "wrongSecretWrongSecretWrongSecret0000000";
+    let e = producer(door, KEY_ID, wrong_secret)
+        .send_message()
+        .queue_url(&url)
+        .message_body(in_app("logged", "no"))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(e.code(), Some("SignatureDoesNotMatch"));
+    // SIGTERM, then read everything it wrote.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    // wait_with_output reads the pipes while it waits: a chatty child never blocks on them.
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("sqs door: request refused"),
+        "the refusal is logged: {log}"
+    );
+    assert!(log.contains("SignatureDoesNotMatch"));
+    for secret in [SECRET, wrong_secret, KEY_ID, "Signature="] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
 }
