@@ -7,6 +7,9 @@
 //!   against raw 500-row INSERTs of the same row shape on one connection.
 //! - `single`: single `POST /v1/notifications`, 32 clients; requests/s and p50/p99 latency.
 //! - `sns`: signed SNS notifications to `/webhooks/sns` (signature verified, then accepted).
+//! - `door`: `SendMessageBatch` (10 per request) through the SQS-compatible door, signed with
+//!   SigV4 before the clock starts, against `POST /v1/notifications/batch` with the same 10
+//!   notifications per request: notifications/s and CPU seconds each (target: ≤ 20 % more).
 //! - `sqs`: drain a preloaded queue into inbox rows, against a no-op consumer (receive + delete)
 //!   on the same queue server (`ALLIM_BENCH_SQS`, default ministack at http://127.0.0.1:4566).
 //!
@@ -36,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if scenario == "sns" || scenario == "all" {
         sns(&db_url, dir.path()).await?;
+    }
+    if scenario == "door" || scenario == "all" {
+        door(&db_url).await?;
     }
     // Needs an SQS stand-in that stays fast at depth (ministack), so not part of "all".
     if scenario == "sqs" {
@@ -445,6 +451,159 @@ async fn sqs(db_url: &str) -> anyhow::Result<()> {
         100.0 * allim_rate / noop_rate,
         allim_cpu * 10_000.0 / n as f64,
         rss_mb() - rss_before
+    );
+    stop.cancel();
+    Ok(())
+}
+
+const DOOR_KEY: &str = "AKIAALLIMBENCH000001";
+const DOOR_SECRET: &str = "benchSecretbenchSecretbenchSecret0000001";
+
+/// One request made ahead: where it goes, its headers, its body.
+struct Prepared {
+    url: String,
+    headers: Vec<(String, String)>,
+    body: bytes::Bytes,
+}
+
+/// Signs a door request as the AWS SDKs do (the `aws-sigv4` crate they use).
+fn sign(door: std::net::SocketAddr, body: &[u8]) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(DOOR_KEY, DOOR_SECRET, None, None, "bench").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("ap-northeast-2")
+        .name("sqs")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let mut headers = vec![
+        ("host".to_string(), door.to_string()),
+        ("content-type".to_string(), "application/x-amz-json-1.0".to_string()),
+        ("x-amz-target".to_string(), "AmazonSQS.SendMessageBatch".to_string()),
+    ];
+    let url = format!("http://{door}/");
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    for (k, v) in instructions.headers() {
+        headers.push((k.to_string(), v.to_string()));
+    }
+    headers.retain(|(k, _)| k != "host");
+    headers
+}
+
+/// Sends every prepared request with 8 clients; notifications/s and CPU seconds used.
+async fn drive(requests: Arc<Vec<Prepared>>, per_request: usize) -> anyhow::Result<(f64, f64)> {
+    let client = reqwest::Client::new();
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let client = client.clone();
+        let requests = requests.clone();
+        tasks.push(tokio::spawn(async move {
+            for r in (worker..requests.len()).step_by(8) {
+                let p = &requests[r];
+                let mut req = client.post(&p.url).body(p.body.clone());
+                for (k, v) in &p.headers {
+                    req = req.header(k, v);
+                }
+                let res = req.send().await?;
+                let status = res.status();
+                let text = res.text().await?;
+                anyhow::ensure!(status == 200, "answered {status}: {text}");
+                anyhow::ensure!(!text.contains("\"Failed\":[{"), "an entry failed: {text}");
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(((requests.len() * per_request) as f64 / secs, cpu_seconds() - cpu))
+}
+
+async fn door(db_url: &str) -> anyhow::Result<()> {
+    let mut config = Config::for_tests(db_url);
+    config.db.db_max_connections = 16;
+    config.sqs_door.sqs_door_listen = Some("127.0.0.1:0".parse()?);
+    config.sqs_door.sqs_door_keys = vec![
+        allim::ingress::sqs_door::AccessKey::parse(&format!("{DOOR_KEY}:{DOOR_SECRET}")).map_err(anyhow::Error::msg)?,
+    ];
+    let app = Application::build(config).await?;
+    let api = format!("http://{}", app.local_addr());
+    let door = app.sqs_door_addr().expect("the door is on");
+    let stop = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+
+    let requests = 4000;
+    let per = 10;
+    let notification = |round: &str, r: usize, i: usize| {
+        json!({"notificationType": "APP_NOTIFICATION", "userId": format!("u{}", (r * 7 + i) % 5000),
+               "title": "Shipped", "body": "Your order is on its way", "data": {"orderId": i, "round": round}})
+    };
+    // Both sides built and signed before any clock starts, alternating so neither gets a warm
+    // cache the other did not.
+    let mut results = Vec::new();
+    for round in ["a", "b", "c"] {
+        let http: Vec<Prepared> = (0..requests)
+            .map(|r| Prepared {
+                url: format!("{api}/v1/notifications/batch"),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: bytes::Bytes::from(
+                    json!({"notifications": (0..per).map(|i| notification(&format!("h{round}"), r, i)).collect::<Vec<_>>()})
+                        .to_string(),
+                ),
+            })
+            .collect();
+        let queue_url = format!("http://{door}/000000000000/notifications");
+        let sqs: Vec<Prepared> = (0..requests)
+            .map(|r| {
+                let entries: Vec<Value> = (0..per)
+                    .map(|i| json!({"Id": format!("e{i}"), "MessageBody": notification(&format!("d{round}"), r, i).to_string()}))
+                    .collect();
+                let body = json!({"QueueUrl": queue_url, "Entries": entries}).to_string();
+                Prepared {
+                    url: format!("http://{door}/"),
+                    headers: sign(door, body.as_bytes()),
+                    body: bytes::Bytes::from(body),
+                }
+            })
+            .collect();
+        let (http_rate, http_cpu) = drive(Arc::new(http), per).await?;
+        let (door_rate, door_cpu) = drive(Arc::new(sqs), per).await?;
+        results.push((http_rate, http_cpu, door_rate, door_cpu));
+    }
+    let n = requests * per;
+    for (round, (http_rate, http_cpu, door_rate, door_cpu)) in results.iter().enumerate() {
+        println!(
+            "door (round {}): POST /v1/notifications/batch {http_rate:.0} notifications/s, {http_cpu:.2} CPU-s per {n}; \
+             SQS door SendMessageBatch {door_rate:.0} notifications/s, {door_cpu:.2} CPU-s per {n}",
+            round + 1
+        );
+        println!(
+            "door (round {}): the door costs {:+.0}% CPU and runs at {:.0}% of the HTTP batch's rate (target: <= +20% CPU)",
+            round + 1,
+            100.0 * (door_cpu / http_cpu - 1.0),
+            100.0 * door_rate / http_rate
+        );
+    }
+    let (http_cpu, door_cpu) = results
+        .iter()
+        .fold((0.0, 0.0), |(h, d), r| (h + r.1, d + r.3));
+    println!(
+        "door (all rounds): {:+.0}% CPU over the HTTP batch (target: <= +20%)",
+        100.0 * (door_cpu / http_cpu - 1.0)
     );
     stop.cancel();
     Ok(())

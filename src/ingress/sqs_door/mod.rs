@@ -548,19 +548,20 @@ impl Door {
             .received
             .with_label_values(&[Source::SqsApi.as_str()])
             .inc_by((valid.len() + failed.len()) as u64);
-        let outcomes = if valid.is_empty() {
+        let (sent_entries, batch): (Vec<SendEntry>, Vec<Entry>) =
+            valid.into_iter().map(|(e, v)| (e, Entry::Valid(v))).unzip();
+        let outcomes = if batch.is_empty() {
             Vec::new()
         } else {
-            let batch = valid.iter().map(|(_, v)| Entry::Valid(v.clone())).collect();
             self.acceptor
                 .accept(Source::SqsApi, batch)
                 .await
                 .map_err(|e| not_stored(&e))?
         };
-        let successful = valid
+        let successful = sent_entries
             .iter()
             .zip(outcomes)
-            .map(|((e, _), outcome)| {
+            .map(|(e, outcome)| {
                 self.metrics
                     .count_outcome(Source::SqsApi.as_str(), outcome.duplicate, false);
                 sent(e, outcome.id)

@@ -242,10 +242,13 @@ fn parse_json(target: Option<&str>, body: &[u8]) -> Result<Request, Fault> {
     } else {
         body
     };
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Fault::invalid(format!("The request body is not valid JSON: {e}.")))?;
-    let req: JsonRequest = serde_json::from_value(value)
-        .map_err(|e| Fault::invalid(format!("The request body does not match {action}: {e}.")))?;
+    let req: JsonRequest = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            Fault::invalid(format!("The request body does not match {action}: {e}."))
+        } else {
+            Fault::invalid(format!("The request body is not valid JSON: {e}."))
+        }
+    })?;
     Ok(match action {
         "SendMessage" => Request::SendMessage {
             queue_url: req.queue_url,
