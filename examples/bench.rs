@@ -598,9 +598,7 @@ async fn door(db_url: &str) -> anyhow::Result<()> {
             100.0 * door_rate / http_rate
         );
     }
-    let (http_cpu, door_cpu) = results
-        .iter()
-        .fold((0.0, 0.0), |(h, d), r| (h + r.1, d + r.3));
+    let (http_cpu, door_cpu) = results.iter().fold((0.0, 0.0), |(h, d), r| (h + r.1, d + r.3));
     println!(
         "door (all rounds): {:+.0}% CPU over the HTTP batch (target: <= +20%)",
         100.0 * (door_cpu / http_cpu - 1.0)
