@@ -7,7 +7,9 @@
 #   - the openssl command, which signs the SNS test messages;
 #   - two venvs of unmodified SQS clients for the SQS door's tests: .venv-sqs-json (a current
 #     boto3 and AWS CLI: JSON protocol) and .venv-sqs-query (botocore 1.34.89 and AWS CLI
-#     1.32.89, the last before SQS's JSON protocol: query protocol).
+#     1.32.89, the last before SQS's JSON protocol: query protocol);
+#   - for the console's browser test: Debian's chromium, chromium-driver and fonts-noto-cjk (Hangul),
+#     and a venv (.venv-console) with Selenium, which drives that chromedriver (no browser download).
 # Extra arguments go to `cargo test` (e.g. scripts/test.sh api::).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +83,19 @@ ensure_sqs_clients() {
   done
 }
 
+ensure_browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! fc-list 2>/dev/null | grep -q 'Noto Sans CJK'; then
+    log "installing chromium, chromium-driver and fonts-noto-cjk"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
+  fi
+  if ! .venv-console/bin/python -c 'import selenium' 2>/dev/null; then
+    log "setting up .venv-console (selenium)"
+    [ -x .venv-console/bin/python ] || python3 -m venv .venv-console
+    .venv-console/bin/pip install -q --disable-pip-version-check 'selenium==4.*'
+  fi
+}
+
 ensure_tools() {
   # openssl signs the SNS test messages, independently of allim's verifier.
   if ! command -v openssl >/dev/null 2>&1; then
@@ -94,6 +109,7 @@ ensure_tools
 ensure_mariadb
 ensure_moto
 ensure_sqs_clients
+ensure_browser
 # Leftovers of interrupted runs.
 mariadb --protocol=tcp -h127.0.0.1 -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'allim\_t\_%'" 2>/dev/null |
   while read -r db; do mariadb --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE \`$db\`"; done || true

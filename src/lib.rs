@@ -70,6 +70,8 @@ pub struct AppState {
     /// The SNS webhook's verifier; `None` when no topic is allowed.
     pub sns: Option<Arc<SnsVerifier>>,
     pub alarms: alarms::AlarmRouter,
+    /// True when the SQS consumer runs (`ALLIM_SQS_QUEUE_URL`).
+    pub sqs_enabled: bool,
     /// The shared outbound client.
     pub http: reqwest::Client,
     pub clock: Clock,
@@ -224,6 +226,7 @@ impl ApplicationBuilder {
             consumer: consumer_health,
             sns,
             alarms: alarm_router,
+            sqs_enabled: config.sqs.sqs_queue_url.is_some(),
             http,
             clock,
         };

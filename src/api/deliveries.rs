@@ -3,13 +3,17 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+use super::inbox::InboxItem;
 use crate::AppState;
+use crate::channels::NotificationType;
+use crate::channels::sens::korean::normalize_korean_number;
 use crate::clock::format_ms;
-use crate::store::{DeliveryRow, DeliveryStatus, ResultRow};
+use crate::store::{DeliveryRow, DeliverySearch, DeliveryStatus, ResultRow};
 use crate::telemetry::mask;
-use crate::web::{ApiError, ApiResult, ErrorBody};
+use crate::web::{ApiError, ApiQuery, ApiResult, ErrorBody};
 
 /// A delivery: one accepted (or rejected) notification and its state.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -39,6 +43,14 @@ pub struct Delivery {
     /// delivery is `delivered` once SENS accepted it; this says whether each phone got it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<RecipientResult>,
+    /// The stored notification (`GET /v1/deliveries/{id}` only), phone numbers, email
+    /// addresses and tokens masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// The inbox row it made (in-app notifications; `GET /v1/deliveries/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_item: Option<InboxItem>,
 }
 
 /// One recipient's final result from the provider.
@@ -100,6 +112,8 @@ impl From<DeliveryRow> for Delivery {
             updated_at: format_ms(r.updated_at),
             delivered_at: r.delivered_at.map(format_ms),
             recipients: Vec::new(),
+            payload: None,
+            inbox_item: None,
         }
     }
 }
@@ -123,10 +137,189 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     }
     match state.store.get_delivery(&id).await? {
         Some(row) => {
+            let payload = serde_json::from_str::<Value>(&row.payload).ok().map(masked);
             let mut d = Delivery::from(row);
             d.recipients = state.store.results_of(&id).await?.into_iter().map(Into::into).collect();
+            d.payload = payload;
+            d.inbox_item = state.store.inbox_of(&id).await?.map(Into::into);
             Ok(Json(d))
         }
         None => Err(ApiError::not_found(format!("no delivery {id}"))),
+    }
+}
+
+/// The fields whose values are masked wherever a payload is shown: recipients and secrets.
+const MASKED_FIELDS: &[&str] = &["to", "cc", "bcc", "token", "tokens", "phone", "email", "secret", "url"];
+
+/// A payload with recipients' numbers and addresses and any token masked (`*******5678`).
+pub fn masked(v: Value) -> Value {
+    fn mask_all(v: Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(mask(&s)),
+            Value::Array(a) => Value::Array(a.into_iter().map(mask_all).collect()),
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, mask_all(v))).collect()),
+            other => other,
+        }
+    }
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = if MASKED_FIELDS.contains(&k.as_str()) {
+                        mask_all(v)
+                    } else {
+                        masked(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(masked).collect()),
+        other => other,
+    }
+}
+
+/// Search filters; every one given must match.
+#[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// A delivery id.
+    pub id: Option<String>,
+    /// The idempotency key (exact).
+    pub key: Option<String>,
+    /// The user the notification is for (`userId` of in-app and push notifications).
+    pub user_id: Option<String>,
+    /// A recipient: a phone number (any form: `010-1234-5678`, `+82 10 …`) or an email address.
+    pub to: Option<String>,
+    /// `notificationType`.
+    pub notification_type: Option<String>,
+    /// `pending`, `delivered`, `failed`, `dead` or `rejected`.
+    pub status: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// Page size 1–100 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPage {
+    pub items: Vec<Delivery>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Search deliveries, newest first: by id, idempotency key, user, recipient, type, status and
+/// time. A recipient is matched by its normalised form (a Korean phone number in any
+/// notation, an email address in any case).
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    tag = "deliveries",
+    params(DeliveryQuery),
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
+) -> ApiResult<Json<DeliveryPage>> {
+    let text = |field: &str, v: Option<String>, max: usize| -> ApiResult<Option<String>> {
+        match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+            Some(s) if s.chars().count() > max => Err(ApiError::bad_request(
+                Some(field),
+                format!("must be at most {max} characters"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let time = |field: &str, v: Option<String>| -> ApiResult<Option<i64>> {
+        v.filter(|s| !s.is_empty())
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|_| ApiError::bad_request(Some(field), "must be an RFC 3339 time"))
+            })
+            .transpose()
+    };
+    let status = text("status", q.status, 16)?;
+    if let Some(st) = &status
+        && DeliveryStatus::try_from(st.clone()).is_err()
+    {
+        return Err(ApiError::bad_request(
+            Some("status"),
+            "must be pending, delivered, failed, dead or rejected",
+        ));
+    }
+    let kind = text("notificationType", q.notification_type, 32)?;
+    if let Some(k) = &kind
+        && k != "UNKNOWN"
+        && NotificationType::parse(k).is_none()
+    {
+        return Err(ApiError::bad_request(
+            Some("notificationType"),
+            format!("must be {} or UNKNOWN", NotificationType::names()),
+        ));
+    }
+    let mut payload_contains = Vec::new();
+    if let Some(user) = text("userId", q.user_id, 128)? {
+        payload_contains.push(format!("\"userId\":{}", Value::String(user)));
+    }
+    if let Some(to) = text("to", q.to, 254)? {
+        let normal = if to.contains('@') {
+            to.to_lowercase()
+        } else {
+            normalize_korean_number(&to)
+                .ok_or_else(|| ApiError::bad_request(Some("to"), "is neither a phone number nor an email address"))?
+        };
+        payload_contains.push(Value::String(normal).to_string());
+    }
+    let search = DeliverySearch {
+        id: text("id", q.id, 64)?,
+        key: text("key", q.key, 255)?,
+        status,
+        notification_type: kind,
+        since: time("since", q.since)?,
+        until: time("until", q.until)?,
+        payload_contains,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
+    }
+    if let Some(c) = &q.cursor
+        && uuid::Uuid::try_parse(c).is_err()
+    {
+        return Err(ApiError::bad_request(Some("cursor"), "is not a valid cursor"));
+    }
+    let rows = state
+        .store
+        .search_deliveries(&search, q.cursor.as_deref(), limit + 1)
+        .await?;
+    let more = rows.len() > limit as usize;
+    let items: Vec<Delivery> = rows.into_iter().take(limit as usize).map(Into::into).collect();
+    let next_cursor = if more { items.last().map(|i| i.id.clone()) } else { None };
+    Ok(Json(DeliveryPage { items, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn payloads_are_shown_masked() {
+        let v = super::masked(
+            json!({"notificationType": "SMS", "to": ["01012345678"], "content": "hi",
+            "nested": {"email": "someone@example.com"}}),
+        );
+        assert_eq!(v["to"][0], "*******5678");
+        assert_eq!(v["content"], "hi");
+        assert!(!v.to_string().contains("someone"), "{v}");
     }
 }

@@ -4,12 +4,14 @@
 
 pub mod alarms;
 pub mod auth;
+pub mod console;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod devices;
 pub mod health;
 pub mod inbox;
 pub mod metrics;
+pub mod overview;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -188,6 +190,8 @@ fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
         .layer(guard(Scope::App));
     let admin = OpenApiRouter::new()
         .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::search))
+        .routes(routes!(overview::overview))
         .routes(routes!(alarms::list_alarms))
         .routes(routes!(alarms::create_silence, alarms::list_silences))
         .routes(routes!(alarms::delete_silence))
@@ -225,6 +229,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(console::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

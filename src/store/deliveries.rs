@@ -165,8 +165,108 @@ impl Store {
         Ok(found)
     }
 
+    /// Deliveries matching a search, newest first, older than `before` (an id).
+    pub async fn search_deliveries(
+        &self,
+        s: &DeliverySearch,
+        before: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRow>> {
+        let rows = with_pool!(self, p => {
+            let mut q = QueryBuilder::new(format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE 1 = 1"));
+            if let Some(id) = &s.id {
+                q.push(" AND id = ").push_bind(id.as_str());
+            }
+            if let Some(k) = &s.key {
+                q.push(" AND idempotency_key = ").push_bind(k.as_str());
+            }
+            if let Some(st) = &s.status {
+                q.push(" AND status = ").push_bind(st.as_str());
+            }
+            if let Some(t) = &s.notification_type {
+                q.push(" AND notification_type = ").push_bind(t.as_str());
+            }
+            if let Some(t) = s.since {
+                q.push(" AND created_at >= ").push_bind(t);
+            }
+            if let Some(t) = s.until {
+                q.push(" AND created_at < ").push_bind(t);
+            }
+            for fragment in &s.payload_contains {
+                q.push(" AND payload LIKE ").push_bind(like_pattern(fragment)).push(" ESCAPE '!'");
+            }
+            if let Some(b) = before {
+                q.push(" AND id < ").push_bind(b);
+            }
+            q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+            q.build_query_as().fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
+    /// Deliveries created at or after `since`, counted by type and status.
+    pub async fn status_counts(&self, since: i64) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(with_pool!(self, p => sqlx::query_as(
+            "SELECT notification_type, status, COUNT(*) FROM deliveries WHERE created_at >= ? \
+             GROUP BY notification_type, status",
+        )
+        .bind(since)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Deliveries waiting (pending or failed with a retry due), by type, whenever created.
+    pub async fn waiting_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        Ok(with_pool!(self, p => sqlx::query_as(
+            "SELECT notification_type, COUNT(*) FROM deliveries WHERE status IN ('pending', 'failed') \
+             GROUP BY notification_type",
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// The inbox row a delivery made, if any.
+    pub async fn inbox_of(&self, delivery_id: &str) -> StoreResult<Option<InboxRow>> {
+        Ok(with_pool!(self, p => sqlx::query_as(
+            "SELECT id, delivery_id, user_id, category, title, body, link, data, created_at, read_at \
+             FROM inbox WHERE delivery_id = ?",
+        )
+        .bind(delivery_id)
+        .fetch_optional(p)
+        .await)?)
+    }
+
     pub async fn get_delivery(&self, id: &str) -> StoreResult<Option<DeliveryRow>> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?");
         Ok(with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await)?)
     }
+}
+
+/// What a delivery search matches; every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct DeliverySearch {
+    pub id: Option<String>,
+    pub key: Option<String>,
+    pub status: Option<String>,
+    pub notification_type: Option<String>,
+    /// created_at ≥ since (ms)
+    pub since: Option<i64>,
+    /// created_at < until (ms)
+    pub until: Option<i64>,
+    /// Fragments the stored payload JSON must contain (e.g. `"userId":"42"`).
+    pub payload_contains: Vec<String>,
+}
+
+/// `%fragment%` with LIKE's wildcards escaped by `!`.
+fn like_pattern(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 2);
+    out.push('%');
+    for c in fragment.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }

@@ -27,7 +27,7 @@ mod retention;
 mod wake;
 
 pub use args::{DbArgs, redact_url};
-pub use deliveries::{DeliveryRow, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
+pub use deliveries::{DeliveryRow, DeliverySearch, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
 pub use dispatch::{DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};

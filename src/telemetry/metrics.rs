@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -176,6 +177,47 @@ impl Metrics {
         name
     }
 
+    /// Per channel, what its lane reports since this process started: paused or not, sends
+    /// answered and their mean latency (for the operator console's overview).
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        let mut lanes: std::collections::BTreeMap<String, LaneStats> = std::collections::BTreeMap::new();
+        let channel_of = |m: &prometheus::proto::Metric| -> Option<String> {
+            m.get_label()
+                .iter()
+                .find(|l| l.name() == "channel")
+                .map(|l| l.value().to_string())
+        };
+        for family in self.lane_paused.collect() {
+            for m in family.get_metric() {
+                if let Some(c) = channel_of(m) {
+                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).paused =
+                        m.get_gauge().get_value() > 0.0;
+                }
+            }
+        }
+        for family in self.dispatch_latency.collect() {
+            for m in family.get_metric() {
+                if let Some(c) = channel_of(m) {
+                    let h = m.get_histogram();
+                    let lane = lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c));
+                    lane.answers = h.get_sample_count();
+                    if h.get_sample_count() > 0 {
+                        lane.mean_ms = 1000.0 * h.get_sample_sum() / h.get_sample_count() as f64;
+                    }
+                }
+            }
+        }
+        for family in self.retries.collect() {
+            for m in family.get_metric() {
+                if let Some(c) = channel_of(m) {
+                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).retries =
+                        m.get_counter().get_value() as u64;
+                }
+            }
+        }
+        lanes.into_values().collect()
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -187,3 +229,30 @@ impl Metrics {
 }
 
 pub type SharedMetrics = Arc<Metrics>;
+
+/// One channel's lane, as the metrics see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneStats {
+    pub channel: String,
+    /// True while the lane is paused because the provider refused allim's credentials.
+    pub paused: bool,
+    /// Sends the provider answered since this task started.
+    pub answers: u64,
+    /// Their mean time to answer, in milliseconds.
+    pub mean_ms: f64,
+    /// Retries scheduled since this task started.
+    pub retries: u64,
+}
+
+impl LaneStats {
+    fn new(channel: String) -> LaneStats {
+        LaneStats {
+            channel,
+            paused: false,
+            answers: 0,
+            mean_ms: 0.0,
+            retries: 0,
+        }
+    }
+}

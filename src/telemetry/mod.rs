@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
-pub use metrics::{Metrics, SharedMetrics};
+pub use metrics::{LaneStats, Metrics, SharedMetrics};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

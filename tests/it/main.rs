@@ -12,6 +12,7 @@ mod channels;
 mod chaos;
 mod claim;
 mod cli;
+mod console;
 mod deploy;
 mod dispatch;
 mod email;

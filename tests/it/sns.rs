@@ -129,7 +129,7 @@ pub(crate) fn notification(certs: &CertServer, message: &str, version: &str) -> 
     m
 }
 
-async fn post_sns(app: &TestApp, m: &Value) -> (u16, Value) {
+pub(crate) async fn post_sns(app: &TestApp, m: &Value) -> (u16, Value) {
     let res = app
         .client
         .post(app.url("/webhooks/sns"))
@@ -142,7 +142,7 @@ async fn post_sns(app: &TestApp, m: &Value) -> (u16, Value) {
     json(res).await
 }
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 timezone = "Asia/Seoul"
 flap_limit = 3
 flap_window = "3s"
@@ -193,7 +193,7 @@ async fn start_clocked(
     (app, dir)
 }
 
-fn sample_alarm(name: &str, state: &str, old: &str, at: &str) -> String {
+pub(crate) fn sample_alarm(name: &str, state: &str, old: &str, at: &str) -> String {
     json!({"AlarmName": name, "AlarmDescription": "EXAMPLE", "AWSAccountId": "123456789012", "NewStateValue": state,
         "NewStateReason": "Threshold Crossed: 1 out of the last 1 datapoints [1234.0 (06/03/15 17:43:27)] was greater than the threshold (0.0) (minimum 1 datapoint for OK -> ALARM transition).",
         "StateChangeTime": at, "Region": "EXAMPLE", "AlarmArn": format!("arn:aws:cloudwatch:REGION:ACCOUNT_NUMBER:alarm:{name}"),
