@@ -108,6 +108,10 @@ try:
     button.click()
     wait_for(d, "main table", "배포 중")
     out["silences"] = d.find_element(By.CSS_SELECTOR, "main table").text
+    # Try the rules with that alarm's next change: the silence just made would hold it.
+    wait_for(d, "main button", "Try the rules with " + alarm).click()
+    d.find_element(By.XPATH, "//button[text()='Try the rules']").click()
+    out["tried"] = wait_for(d, "main [role=status]", "silenced").text
     shot(d, "alarms")
 
     # A user: their inbox.

@@ -11,6 +11,7 @@
 //! created, so nothing is sent twice and nothing is decided without a record.
 
 mod args;
+pub mod explain;
 pub mod payload;
 pub mod rules;
 #[cfg(test)]
@@ -77,6 +78,14 @@ impl AlarmRouter {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// What [`AlarmRouter::handle`] would do with `alarm` now, sending and recording nothing.
+    pub async fn explain(&self, alarm: &Alarm) -> StoreResult<explain::Explanation> {
+        let now = self.clock.now_ms();
+        let silences = self.store.active_silences(now).await?;
+        let state = self.store.alarm_state(&alarm.key()).await?;
+        Ok(explain::explain(&self.rules, alarm, state.as_ref(), &silences, now))
     }
 
     /// Routes one alarm notification, identified by its SNS MessageId.
@@ -371,7 +380,7 @@ async fn record(
     Ok(ids)
 }
 
-fn silence_covers(s: &SilenceRow, alarm: &Alarm) -> bool {
+pub(crate) fn silence_covers(s: &SilenceRow, alarm: &Alarm) -> bool {
     rules::glob(&s.alarm, &alarm.name)
         && s.account.as_deref().is_none_or(|a| a == alarm.account)
         && s.region.as_deref().is_none_or(|r| r == alarm.region)

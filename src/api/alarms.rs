@@ -277,3 +277,46 @@ pub async fn list_alarms(
     }
     Ok(Json(AlarmList { items }))
 }
+
+/// Try the rules: what allim would do with this CloudWatch alarm now — which rules match, who
+/// would get what text, and what the alarm's state, silences, the flap limit and quiet hours
+/// would do. Nothing is sent or recorded.
+///
+/// The body is the alarm as CloudWatch puts it in the SNS `Message` (or the whole SNS
+/// notification, whose `Message` is then used).
+#[utoipa::path(
+    post,
+    path = "/v1/alarms/test",
+    tag = "alarms",
+    request_body(content = Object, description = "A CloudWatch alarm state-change message"),
+    responses(
+        (status = 200, body = crate::alarms::explain::Explanation),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Not a CloudWatch alarm; `field` names the problem", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub async fn test_rules(
+    State(state): State<AppState>,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<crate::alarms::explain::Explanation>> {
+    let alarm = parse_alarm(&body).map_err(|(field, message)| ApiError::validation(field, message))?;
+    Ok(Json(state.alarms.explain(&alarm).await?))
+}
+
+/// A CloudWatch alarm from a body: the alarm JSON itself, or an SNS notification carrying it.
+pub fn parse_alarm(body: &[u8]) -> Result<crate::alarms::Alarm, (&'static str, String)> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ("body", format!("is not JSON: {e}")))?;
+    if let Some(inner) = value.get("Message").and_then(|m| m.as_str()) {
+        value = serde_json::from_str(inner).map_err(|e| ("Message", format!("is not JSON: {e}")))?;
+    }
+    if !crate::alarms::payload::is_alarm(&value) {
+        return Err((
+            "body",
+            "is not a CloudWatch alarm: it needs AlarmName and NewStateValue (SNS), or detail-type \"CloudWatch Alarm State Change\" (EventBridge)".into(),
+        ));
+    }
+    crate::alarms::payload::parse(&value).map_err(|e| ("body", e.to_string()))
+}

@@ -193,6 +193,7 @@ fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::search))
         .routes(routes!(overview::overview))
         .routes(routes!(alarms::list_alarms))
+        .routes(routes!(alarms::test_rules))
         .routes(routes!(alarms::create_silence, alarms::list_silences))
         .routes(routes!(alarms::delete_silence))
         .routes(routes!(dead_letters::list))

@@ -35,7 +35,7 @@ pub struct Cli {
     pub config: Config,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the service (the default when no subcommand is given).
     Serve,
@@ -44,6 +44,24 @@ pub enum Command {
     /// Ask the running service's `/healthz` (on ALLIM_LISTEN) and exit 0 if it is healthy:
     /// the container health check, with no curl in the image.
     Healthcheck,
+    /// Alarm routing rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum RulesCommand {
+    /// Check a rules file and show what an alarm would do under it: the rules that match, who
+    /// gets what text, quiet hours. Nothing is sent. Exits 2 if the rules or the alarm are
+    /// invalid, so a rules change can be checked in CI before it is deployed.
+    Test {
+        /// The rules file (TOML, as ALLIM_ALARM_RULES).
+        rules: std::path::PathBuf,
+        /// One or more CloudWatch alarm messages (JSON files, as SNS's `Message` or the whole
+        /// SNS notification).
+        #[arg(required = true)]
+        alarms: Vec<std::path::PathBuf>,
+    },
 }
 
 /// Every setting of the service, in one group per box. Each field is one flag and one

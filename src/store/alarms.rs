@@ -203,6 +203,12 @@ impl Store {
         .await)?)
     }
 
+    /// One alarm's stored state.
+    pub async fn alarm_state(&self, alarm_key: &str) -> StoreResult<Option<AlarmStateRow>> {
+        let sql = format!("SELECT {STATE_COLUMNS} FROM alarm_state WHERE alarm_key = ?");
+        Ok(with_pool!(self, p => sqlx::query_as(AssertSqlSafe(sql)).bind(alarm_key).fetch_optional(p).await)?)
+    }
+
     /// Alarms, most recently changed first.
     pub async fn list_alarms(&self, limit: u32) -> StoreResult<Vec<AlarmStateRow>> {
         let sql = format!("SELECT {STATE_COLUMNS} FROM alarm_state ORDER BY updated_at DESC LIMIT ?");

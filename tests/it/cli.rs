@@ -81,3 +81,44 @@ fn help_documents_every_setting_in_the_readme() {
         );
     }
 }
+
+/// `allim rules test`: a rules change checked before it is deployed.
+#[test]
+fn rules_are_tried_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"oncall\"\nalarm = \"api-*\"\nsms = [\"010-1111-2222\"]\n\n[[rules]]\nname = \"quiet\"\nalarm = \"*\"\nsms = [\"010-3333-4444\"]\nquiet_hours = { from = \"00:00\", to = \"23:59\" }\n",
+    )
+    .unwrap();
+    let alarm = dir.path().join("alarm.json");
+    std::fs::write(
+        &alarm,
+        r#"{"AlarmName":"api-5xx","AWSAccountId":"123456789012","NewStateValue":"OK","OldStateValue":"ALARM",
+            "NewStateReason":"Threshold Crossed","StateChangeTime":"2026-11-22T01:00:00.000+0000","Region":"Asia Pacific (Seoul)"}"#,
+    )
+    .unwrap();
+    let out = allim(
+        &["rules", "test", rules.to_str().unwrap(), alarm.to_str().unwrap()],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("rule oncall: SMS *******2222"), "{text}");
+    assert!(
+        text.contains("rule quiet: SMS *******4444 (SMS held back by quiet hours)"),
+        "{text}"
+    );
+    assert!(text.contains("→ sent: 1 deliveries"), "{text}");
+    assert!(!text.contains("01011112222"), "numbers are masked: {text}");
+
+    std::fs::write(&rules, "[[rules]]\nname = \"broken\"\nalarm = \"*\"\nsms = [\"12\"]\n").unwrap();
+    let out = allim(
+        &["rules", "test", rules.to_str().unwrap(), alarm.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken"), "the error names the rule: {err}");
+}

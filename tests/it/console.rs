@@ -133,6 +133,7 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(r["confirm"], "Redrive 1 dead letter?");
     assert_eq!(r["after_redrive"], "delivered");
     assert!(r["silences"].as_str().unwrap().contains(alarm), "{r}");
+    assert!(r["tried"].as_str().unwrap().contains("oncall"), "the matching rule is shown: {r}");
     assert!(r["inbox"].as_str().unwrap().contains("배송이 시작되었습니다"), "{r}");
     let tabbed: Vec<&str> = r["tab_order"]
         .as_array()

@@ -695,3 +695,79 @@ fn between(s: &str, a: &str, b: &str) -> String {
     let end = s[start..].find(b).unwrap() + start;
     s[start..end].to_string()
 }
+
+/// `POST /v1/alarms/test` predicts exactly what the router then does with the same alarm —
+/// sent, quiet hours, the flap limit, unchanged, silenced, unrouted — and sends nothing itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trying_the_rules_predicts_what_happens() {
+    let db = TestDb::new(Db::MariaDb).await;
+    let certs = cert_server().await;
+    let sens = SensServer::start().await;
+    let clock = allim::clock::Clock::manual(allim::clock::Clock::system().now_ms());
+    let (app, _dir) = start_clocked(&db, &certs, &sens, clock.clone()).await;
+    let steps = [
+        ("ALARM", "OK", "sent"),
+        ("OK", "ALARM", "sent"),
+        ("ALARM", "OK", "sent"),
+        ("OK", "ALARM", "suppressed"),
+        ("OK", "ALARM", "unchanged"),
+        ("INSUFFICIENT_DATA", "OK", "unrouted"),
+    ];
+    for (i, (state, old, expected)) in steps.into_iter().enumerate() {
+        let at = format!("2026-11-22T01:{:02}:00.000+0000", 10 + i);
+        let n = notification(&certs, &sample_alarm("batch-nightly", state, old, &at), "1");
+        let before = app.count("SELECT COUNT(*) FROM deliveries").await;
+        let (s, tried) = json(app.post("/v1/alarms/test", &n).await).await;
+        assert_eq!(s, 200, "{tried}");
+        assert_eq!(
+            app.count("SELECT COUNT(*) FROM deliveries").await,
+            before,
+            "trying sends nothing"
+        );
+        let (_, handled) = post_sns(&app, &n).await;
+        assert_eq!(
+            tried["outcome"], handled["status"],
+            "step {i} ({state}): {tried} vs {handled}"
+        );
+        assert_eq!(tried["outcome"], expected, "step {i}: {tried}");
+        if state == "OK" && expected == "sent" {
+            let quiet = tried["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["rule"] == "night-quiet")
+                .unwrap();
+            assert_eq!(quiet["smsHeldByQuietHours"], true, "{tried}");
+            assert_eq!(quiet["sms"][0], "*******4444", "numbers are masked: {tried}");
+        }
+    }
+    let (s, _) = json(
+        app.post(
+            "/v1/silences",
+            &json!({"alarm": "batch-*", "duration": "1h", "reason": "maintenance"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let n = notification(
+        &certs,
+        &sample_alarm(
+            "batch-nightly",
+            "ALARM",
+            "INSUFFICIENT_DATA",
+            "2026-11-22T01:30:00.000+0000",
+        ),
+        "1",
+    );
+    let (_, tried) = json(app.post("/v1/alarms/test", &n).await).await;
+    let (_, handled) = post_sns(&app, &n).await;
+    assert_eq!(
+        (tried["outcome"].as_str(), handled["status"].as_str()),
+        (Some("silenced"), Some("silenced"))
+    );
+    let (s, bad) = json(app.post("/v1/alarms/test", &json!({"hello": "world"})).await).await;
+    assert_eq!(s, 422, "{bad}");
+    assert!(bad["message"].as_str().unwrap().contains("AlarmName"), "{bad}");
+    app.stop().await;
+}

@@ -249,7 +249,29 @@ async function alarms() {
     h("button", { type: "submit" }, "Silence " + a.name));
     return form;
   };
+  const tryBox = h("textarea", { id: "try-alarm", rows: 8, cols: 60, "aria-label": "CloudWatch alarm JSON",
+    placeholder: '{"AlarmName": "api-5xx", "NewStateValue": "ALARM", "OldStateValue": "OK", "StateChangeTime": "…", "AWSAccountId": "…", "Region": "…"}' });
+  const tryOut = h("div", { role: "status" });
+  const tryForm = h("form", { class: "card", onsubmit: async (e) => {
+    e.preventDefault();
+    tryOut.replaceChildren();
+    let body;
+    try { body = JSON.parse(tryBox.value); } catch (x) { tryOut.append(h("p", { class: "error" }, "Not JSON: " + x.message)); return; }
+    try {
+      const x = await api("/v1/alarms/test", { method: "POST", body });
+      tryOut.append(h("p", {}, h("strong", {}, x.outcome), ": " + x.detail),
+        table(["rule", "SMS", "Slack", "text", "quiet hours"], x.routes.map((r) => h("tr", {}, h("td", {}, r.rule),
+          h("td", {}, r.sms.join(", ")), h("td", {}, r.slack.join(", ")), h("td", {}, r.text),
+          h("td", {}, r.smsHeldByQuietHours ? "SMS held back" : "")))));
+    } catch (x) { tryOut.append(err(x)); }
+  } },
+  h("p", { class: "muted" }, "Paste a CloudWatch alarm (the SNS Message, or the whole SNS notification), or pick an alarm below, and see which rules match, who would get what, and what silences, the flap limit and quiet hours would do. Nothing is sent."),
+  tryBox, h("p", {}, h("button", { type: "submit" }, "Try the rules")), tryOut);
+  const sample = (a, state) => JSON.stringify({ AlarmName: a.name, AWSAccountId: a.account, Region: a.region,
+    NewStateValue: state, OldStateValue: a.state || "OK", NewStateReason: "tried from the console",
+    StateChangeTime: new Date().toISOString().replace("Z", "+0000") }, null, 2);
   show(h("h1", {}, "Alarms"),
+    h("h2", {}, "Try the rules"), tryForm,
     h("h2", {}, "Active silences"),
     table(["alarm", "until", "reason", ""], silences.items.map((s) => h("tr", {}, h("td", {}, s.alarm),
       h("td", {}, fmt(s.endsAt)), h("td", {}, s.reason),
@@ -263,7 +285,12 @@ async function alarms() {
         h("span", { class: "muted" }, `${a.account} · ${a.region} · changed ${fmt(a.lastChange)}`)),
       table(["state", "changed", "outcome", "why"], a.recent.map((e) => h("tr", {}, h("td", {}, `${e.oldState || "?"} → ${e.state}`),
         h("td", {}, fmt(e.changedAt)), h("td", {}, e.outcome), h("td", {}, e.detail || "")))),
-      silenceForm(a))) : h("p", { class: "muted" }, "No alarm has arrived yet."));
+      silenceForm(a),
+      h("p", {}, h("button", { type: "button", class: "secondary", onclick: () => {
+        tryBox.value = sample(a, a.state === "ALARM" ? "OK" : "ALARM");
+        tryBox.focus();
+        tryBox.scrollIntoView();
+      } }, "Try the rules with " + a.name)))) : h("p", { class: "muted" }, "No alarm has arrived yet."));
 }
 
 async function user(id) {
