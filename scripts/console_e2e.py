@@ -97,6 +97,7 @@ try:
     # It is delivered once the dispatcher sends it again (the page refreshes itself meanwhile).
     d.get(base + "/console#/deliveries/" + os.environ["DEAD_ID"])
     badge = wait_for(d, "main dd .badge", "delivered", timeout=30)
+    out["redriven_page"] = wait_for(d, "main table", "delivered").text
     out["after_redrive"] = badge.text
 
     # Silence an alarm from its row.

@@ -48,9 +48,27 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
+    /// Every send attempt, oldest first (`GET /v1/deliveries/{id}` only; at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Attempt>,
     /// The inbox row it made (in-app notifications; `GET /v1/deliveries/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbox_item: Option<InboxItem>,
+}
+
+/// One send attempt and what came of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the first attempt (a redrive starts again at 1).
+    pub attempt: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `delivered`, `retry` (another attempt scheduled), `dead`, or `requeued` (the provider
+    /// refused allim's credentials; the lane paused and no attempt was used).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One recipient's final result from the provider.
@@ -113,6 +131,7 @@ impl From<DeliveryRow> for Delivery {
             delivered_at: r.delivered_at.map(format_ms),
             recipients: Vec::new(),
             payload: None,
+            history: Vec::new(),
             inbox_item: None,
         }
     }
@@ -142,6 +161,18 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
             d.recipients = state.store.results_of(&id).await?.into_iter().map(Into::into).collect();
             d.payload = payload;
             d.inbox_item = state.store.inbox_of(&id).await?.map(Into::into);
+            d.history = state
+                .store
+                .attempts_of(&id, 100)
+                .await?
+                .into_iter()
+                .map(|a| Attempt {
+                    attempt: a.attempt,
+                    at: format_ms(a.at),
+                    outcome: a.outcome,
+                    error: a.error,
+                })
+                .collect();
             Ok(Json(d))
         }
         None => Err(ApiError::not_found(format!("no delivery {id}"))),

@@ -10,7 +10,7 @@
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::deliveries::{CHUNK, DELIVERY_COLUMNS};
-use super::{Backend, DeliveryRow, DeliveryStatus, Store, StoreResult, with_pool};
+use super::{Backend, DeliveryRow, DeliveryStatus, Store, StoreResult, with_pool, with_tx};
 
 /// How a claimed delivery ended this attempt.
 #[derive(Debug, Clone)]
@@ -31,6 +31,16 @@ pub enum Finish {
         error: String,
         at: i64,
     },
+}
+
+/// One recorded send attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub attempt: i64,
+    pub at: i64,
+    /// `delivered`, `retry`, `dead` or `requeued` (credentials refused; no attempt used).
+    pub outcome: String,
+    pub error: Option<String>,
 }
 
 /// Filter of the dead-letter listing and bulk redrive.
@@ -155,24 +165,63 @@ impl Store {
         };
         // A requeue gives back the attempt the claim counted.
         let give_back = i64::from(matches!(finish, Finish::Requeue { .. }));
-        let done = with_pool!(self, p => sqlx::query(
-            "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
-             dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
-             lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(status.as_str())
-        .bind(delivered_at)
-        .bind(dry_run)
-        .bind(next_attempt_at)
-        .bind(last_error)
-        .bind(give_back)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(p)
-        .await?
-        .rows_affected());
+        let outcome = match finish {
+            Finish::Delivered { .. } => "delivered",
+            Finish::Retry { .. } => "retry",
+            Finish::Dead { .. } => "dead",
+            Finish::Requeue { .. } => "requeued",
+        };
+        // The column holds 1000 characters; errors are already shortened by the channels.
+        let error: Option<String> = last_error.map(|e| e.chars().take(1000).collect());
+        let mut tx = self.begin().await?;
+        let done = with_tx!(&mut tx, c => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
+                 dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
+                 lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
+            )
+            .bind(status.as_str())
+            .bind(delivered_at)
+            .bind(dry_run)
+            .bind(next_attempt_at)
+            .bind(last_error)
+            .bind(give_back)
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            if done == 1 {
+                // The history: which attempt this was (a requeue's number is the next one's).
+                sqlx::query(
+                    "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome, error) \
+                     SELECT ?, id, attempts + ?, ?, ?, ? FROM deliveries WHERE id = ?",
+                )
+                .bind(super::new_id())
+                .bind(give_back)
+                .bind(now)
+                .bind(outcome)
+                .bind(error.as_deref())
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            }
+            Ok::<u64, sqlx::Error>(done)
+        })?;
+        tx.commit().await?;
         Ok(done == 1)
+    }
+
+    /// A delivery's attempts, oldest first (at most `limit`).
+    pub async fn attempts_of(&self, delivery_id: &str, limit: u32) -> StoreResult<Vec<AttemptRow>> {
+        Ok(with_pool!(self, p => sqlx::query_as(
+            "SELECT attempt, at, outcome, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY id LIMIT ?",
+        )
+        .bind(delivery_id)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)?)
     }
 
     /// Gives back every lease `owner` holds (at shutdown), with the attempt the claim counted,

@@ -29,7 +29,7 @@ mod wake;
 pub use args::{DbArgs, redact_url};
 pub use deliveries::{DeliveryRow, DeliverySearch, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
-pub use dispatch::{DeadLetterFilter, Finish};
+pub use dispatch::{AttemptRow, DeadLetterFilter, Finish};
 pub use inbox::{InboxRow, ListInbox};
 pub use results::{FinalResult, ResultRow, SentRecipient};
 pub use retention::Purged;

@@ -1,7 +1,7 @@
 //! Retention (`ALLIM_RETENTION`): what is finished and older than the retention is deleted, in
 //! small batches so no statement holds many locks — finished deliveries (delivered, dead,
-//! rejected; by creation time), read inbox rows, alarm events, the record of parts sent and
-//! the recipients' final results.
+//! rejected; by creation time), read inbox rows, alarm events, the record of parts sent,
+//! the recipients' final results and the record of send attempts.
 //! Pending and failed deliveries and unread inbox rows are never deleted by age.
 
 use std::time::Duration;
@@ -24,10 +24,12 @@ pub struct Purged {
     pub parts: u64,
     /// Recipient results (SENS) of deliveries older than the retention.
     pub results: u64,
+    /// Recorded send attempts older than the retention.
+    pub attempts: u64,
 }
 
 /// (table, id column, the condition on rows older than the cutoff, which follows it).
-const TARGETS: [(&str, &str, &str); 5] = [
+const TARGETS: [(&str, &str, &str); 6] = [
     (
         "deliveries",
         "id",
@@ -37,12 +39,13 @@ const TARGETS: [(&str, &str, &str); 5] = [
     ("alarm_events", "id", "received_at < "),
     ("delivery_parts", "delivery_id", "created_at < "),
     ("recipient_results", "delivery_id", "created_at < "),
+    ("delivery_attempts", "id", "at < "),
 ];
 
 impl Store {
     /// Deletes everything finished before `cutoff` (ms), batch by batch until none is left.
     pub async fn purge_before(&self, cutoff: i64) -> StoreResult<Purged> {
-        let mut counts = [0u64; 5];
+        let mut counts = [0u64; 6];
         for (n, (table, id, older)) in TARGETS.iter().enumerate() {
             loop {
                 let deleted = with_pool!(self, p => {
@@ -74,6 +77,7 @@ impl Store {
             alarm_events: counts[2],
             parts: counts[3],
             results: counts[4],
+            attempts: counts[5],
         })
     }
 
@@ -192,6 +196,17 @@ mod tests {
             .await
             .unwrap();
 
+        with_pool!(store, p => sqlx::query(
+            "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome) \
+             VALUES ('attempt-old', 'old-0001', 1, ?, 'dead'), ('attempt-new', 'new-delivered', 1, ?, 'delivered')",
+        )
+        .bind(old)
+        .bind(recent)
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .unwrap();
+
         let purged = store.purge_before(NOW - 90 * DAY).await.unwrap();
         assert_eq!(
             purged,
@@ -201,6 +216,7 @@ mod tests {
                 alarm_events: 1,
                 parts: 1,
                 results: 1,
+                attempts: 1,
             }
         );
         let left: Vec<String> = with_pool!(store, p => sqlx::query_scalar("SELECT id FROM deliveries ORDER BY id")

@@ -98,6 +98,7 @@ async fn the_console_in_a_real_browser() {
         "numbers are masked: {detail}"
     );
 
+    let redriven = dead_id.clone();
     let open = spawn_app(Db::Sqlite).await;
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
     let base = app.url("");
@@ -133,7 +134,10 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(r["confirm"], "Redrive 1 dead letter?");
     assert_eq!(r["after_redrive"], "delivered");
     assert!(r["silences"].as_str().unwrap().contains(alarm), "{r}");
-    assert!(r["tried"].as_str().unwrap().contains("oncall"), "the matching rule is shown: {r}");
+    assert!(
+        r["tried"].as_str().unwrap().contains("oncall"),
+        "the matching rule is shown: {r}"
+    );
     assert!(r["inbox"].as_str().unwrap().contains("배송이 시작되었습니다"), "{r}");
     let tabbed: Vec<&str> = r["tab_order"]
         .as_array()
@@ -157,6 +161,17 @@ async fn the_console_in_a_real_browser() {
         .get_ok(&format!("/v1/deliveries/{}", r["found"].as_str().unwrap()))
         .await;
     assert_eq!(after["idempotencyKey"], "console-key-1");
+    // Every attempt is on record: the refused first send, then the one after the redrive.
+    let d = app.get_ok(&format!("/v1/deliveries/{redriven}")).await;
+    let history: Vec<(i64, &str)> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["attempt"].as_i64().unwrap(), a["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(history, [(1, "dead"), (1, "delivered")], "{d}");
+    assert!(d["history"][0]["error"].as_str().unwrap().contains("400"), "{d}");
+    assert!(r["redriven_page"].as_str().unwrap().contains("dead"), "{r}");
     let silences = app.get_ok("/v1/silences").await;
     assert_eq!(silences["items"][0]["alarm"], alarm);
     for name in [
@@ -172,6 +187,31 @@ async fn the_console_in_a_real_browser() {
             "screenshot {name}"
         );
     }
+    // A wrong key at SENS: the overview shows the lane paused, and the delivery waits (no
+    // attempt used) instead of going dead.
+    sens.state.fail_next.lock().unwrap().push_back(Some(401));
+    let res = app
+        .post(
+            "/v1/notifications",
+            &json!({"notificationType": "SMS", "to": ["01012345678"], "content": "[allim] 키 오류"}),
+        )
+        .await;
+    let waiting: Value = res.json().await.unwrap();
+    eventually(std::time::Duration::from_secs(20), "the SMS lane pauses", || async {
+        let o = app.get_ok("/v1/overview").await;
+        o["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["channel"] == "sms" && l["paused"] == true)
+    })
+    .await;
+    let d = app
+        .get_ok(&format!("/v1/deliveries/{}", waiting["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["history"][0]["outcome"], "requeued", "{d}");
+    assert_eq!(d["attempts"], 0, "no attempt used: {d}");
     open.stop().await;
     app.stop().await;
 }

@@ -184,7 +184,9 @@ async function delivery(id) {
       await api(`/v1/dead-letters/${encodeURIComponent(d.id)}/redrive`, { method: "POST", body: {} });
       route();
     } }, "Redrive")) : null,
-    h("p", { class: "muted" }, "Attempts: allim keeps the count and the last error of each delivery, not every attempt."),
+    h("h2", {}, "Attempts"),
+    table(["#", "at", "outcome", "error"], (d.history || []).map((a) => h("tr", {}, h("td", { class: "num" }, a.attempt),
+      h("td", {}, fmt(a.at)), h("td", {}, a.outcome), h("td", {}, a.error || "")))),
     h("h2", {}, "Body (recipients and tokens masked)"),
     h("pre", {}, JSON.stringify(d.payload, null, 2)),
     d.recipients && d.recipients.length ? [h("h2", {}, "Per recipient (from the provider)"),
