@@ -56,6 +56,9 @@ impl Lane {
         owner: String,
         clock: Clock,
     ) -> Self {
+        if let Some(rate) = rate_per_sec {
+            metrics.lane_rate.with_label_values(&[channel.name()]).set(rate);
+        }
         let concurrency = u32::try_from(config.dispatch_concurrency).unwrap_or(u32::MAX);
         let limit = claim_limit(&config, rate_per_sec).min(concurrency.max(1));
         Lane {
@@ -276,11 +279,17 @@ impl Lane {
                 self.metrics.lane_paused.with_label_values(&[channel]).set(0);
                 tracing::info!(channel, "credentials accepted again: lane resumed");
             }
+            SendOutcome::Retry { after: Some(_), .. } => {
+                self.metrics.lane_throttled.with_label_values(&[channel]).set(1);
+            }
             SendOutcome::LeaseLost => {
                 self.metrics.leases_lost.with_label_values(&[channel]).inc();
                 tracing::warn!(delivery = %row.id, channel, "lease lost before the provider call; another task owns the row, not sent");
             }
             _ => {}
+        }
+        if matches!(outcome, SendOutcome::Delivered { .. }) {
+            self.metrics.lane_throttled.with_label_values(&[channel]).set(0);
         }
         let paused_until = self.paused_until.load(Ordering::SeqCst);
         let Some(finish) = decide(&self.config, row.attempts, outcome, now, fastrand::f64(), paused_until) else {

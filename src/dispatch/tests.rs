@@ -294,3 +294,53 @@ async fn a_deploy_uses_up_no_attempt() {
     let row = store.get_delivery("r").await.unwrap().unwrap();
     assert_eq!((row.status, row.attempts), (DeliveryStatus::Pending, 0));
 }
+
+/// A provider that asks allim to wait shows as rate-limited until it delivers again; every
+/// attempt is on record with its outcome.
+#[tokio::test]
+async fn a_provider_asking_to_wait_shows_as_throttled_and_attempts_are_recorded() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    insert_slack(&store, &["slow"], T0).await;
+    let channel = Arc::new(Scripted::default());
+    let mut channels = Channels::default();
+    channels.register(NotificationType::Slack, channel.clone());
+    let metrics = Arc::new(Metrics::new());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(channels),
+        args(),
+        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
+        metrics.clone(),
+        Wake::default(),
+        clock.clone(),
+    );
+    channel.answers.lock().unwrap().insert(
+        "slow".into(),
+        vec![SendOutcome::Retry {
+            error: "Slack 429: rate_limited".into(),
+            after: Some(Duration::from_secs(20)),
+        }],
+    );
+    let lane = |m: &Metrics| m.lane_stats().into_iter().find(|l| l.channel == "scripted").unwrap();
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    assert!(lane(&metrics).throttled, "the provider asked to wait");
+    assert_eq!(lane(&metrics).retries, 1);
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(dispatcher.step().await.unwrap(), 1);
+    assert!(!lane(&metrics).throttled, "delivered again");
+    let history: Vec<(i64, String, Option<String>)> = store
+        .attempts_of("slow", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.attempt, a.outcome, a.error))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "retry".to_string(), Some("Slack 429: rate_limited".to_string())),
+            (2, "delivered".to_string(), None)
+        ]
+    );
+}

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub sns_rejected: IntCounterVec,
     /// 1 while a channel's lane is paused because its provider refused allim's credentials.
     pub lane_paused: IntGaugeVec,
+    /// 1 while a provider's last answer asked allim to wait (a 429 or 503 with Retry-After).
+    pub lane_throttled: IntGaugeVec,
+    /// Each lane's own rate limit (sends per second; absent when the channel has none).
+    pub lane_rate: prometheus::GaugeVec,
     /// Leases found lost right before a provider call (another task owns the row now).
     pub leases_lost: IntCounterVec,
     /// Recipients' final results from the provider (SENS): `delivered`, `failed`, `failover`
@@ -132,6 +136,23 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(lane_paused.clone())).expect("unique metric");
+        let lane_throttled = IntGaugeVec::new(
+            Opts::new(
+                "lane_throttled",
+                "1 while a channel's provider last asked allim to wait (429 or 503 with Retry-After)",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(lane_throttled.clone()))
+            .expect("unique metric");
+        let lane_rate = prometheus::GaugeVec::new(
+            Opts::new("lane_rate_limit_per_second", "Each lane's own send rate limit"),
+            &["channel"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(lane_rate.clone())).expect("unique metric");
         let leases_lost = counter(
             "leases_lost_total",
             "Deliveries not sent because another task took their lease",
@@ -145,6 +166,8 @@ impl Metrics {
         Metrics {
             recipient_results,
             lane_paused,
+            lane_throttled,
+            lane_rate,
             leases_lost,
             alarms,
             sns_rejected,
@@ -207,6 +230,24 @@ impl Metrics {
                 }
             }
         }
+        for family in self.lane_throttled.collect() {
+            for m in family.get_metric() {
+                if let Some(c) = channel_of(m) {
+                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).throttled =
+                        m.get_gauge().get_value() > 0.0;
+                }
+            }
+        }
+        for family in self.lane_rate.collect() {
+            for m in family.get_metric() {
+                if let Some(c) = channel_of(m) {
+                    lanes
+                        .entry(c.clone())
+                        .or_insert_with(|| LaneStats::new(c))
+                        .rate_limit_per_sec = Some(m.get_gauge().get_value());
+                }
+            }
+        }
         for family in self.retries.collect() {
             for m in family.get_metric() {
                 if let Some(c) = channel_of(m) {
@@ -237,6 +278,11 @@ pub struct LaneStats {
     pub channel: String,
     /// True while the lane is paused because the provider refused allim's credentials.
     pub paused: bool,
+    /// True while the provider's last answer asked allim to wait (429 or 503 with Retry-After).
+    pub throttled: bool,
+    /// The lane's own rate limit in sends per second, when the channel has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_sec: Option<f64>,
     /// Sends the provider answered since this task started.
     pub answers: u64,
     /// Their mean time to answer, in milliseconds.
@@ -250,6 +296,8 @@ impl LaneStats {
         LaneStats {
             channel,
             paused: false,
+            throttled: false,
+            rate_limit_per_sec: None,
             answers: 0,
             mean_ms: 0.0,
             retries: 0,

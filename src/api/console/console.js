@@ -107,7 +107,9 @@ async function overview() {
   const counts = (c) => [c.delivered, c.pending + c.failed, c.dead, c.rejected];
   const lanes = o.lanes.map((l) => h("tr", {},
     h("td", {}, l.channel), h("td", {}, l.paused ? h("span", { class: "badge s-paused" }, "paused: credentials refused")
-      : h("span", { class: "badge s-delivered" }, "running")),
+      : l.throttled ? h("span", { class: "badge s-pending" }, "rate-limited by the provider")
+        : h("span", { class: "badge s-delivered" }, "running")),
+    h("td", { class: "num" }, l.rateLimitPerSec ? l.rateLimitPerSec + "/s" : "—"),
     h("td", { class: "num" }, l.answers), h("td", { class: "num" }, l.answers ? l.meanMs.toFixed(1) + " ms" : "—"),
     h("td", { class: "num" }, l.retries)));
   show(
@@ -120,7 +122,7 @@ async function overview() {
         counts(v.lastDay).map((n) => h("td", { class: "num" }, n)),
         h("td", { class: "num" }, v.waiting)))),
     h("h2", {}, "Lanes (since this task started)"),
-    table(["channel", "state", "answers", "mean answer time", "retries"], lanes),
+    table(["channel", "state", "rate limit", "answers", "mean answer time", "retries"], lanes),
     h("h2", {}, "SQS consumer"),
     h("p", {}, !o.consumer.enabled ? "Off (no ALLIM_SQS_QUEUE_URL)."
       : o.consumer.databaseUnavailable ? h("span", { class: "error" }, "Holding off: the database is unavailable.")
