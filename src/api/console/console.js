@@ -187,6 +187,8 @@ async function delivery(id) {
       route();
     } }, "Redrive")) : null,
     h("h2", {}, "Attempts"),
+    d.notificationType === "APP_NOTIFICATION" && !(d.history || []).length
+      ? h("p", { class: "muted" }, "None: in-app notifications are written to the inbox when they are accepted.") :
     table(["#", "at", "outcome", "error"], (d.history || []).map((a) => h("tr", {}, h("td", { class: "num" }, a.attempt),
       h("td", {}, fmt(a.at)), h("td", {}, a.outcome), h("td", {}, a.error || "")))),
     h("h2", {}, "Body (recipients and tokens masked)"),
