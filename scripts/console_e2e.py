@@ -115,6 +115,12 @@ try:
     out["tried"] = wait_for(d, "main [role=status]", "silenced").text
     shot(d, "alarms")
 
+    # Watchers: poll one now.
+    d.find_element(By.LINK_TEXT, "Watchers").click()
+    wait_for(d, "main button", "Poll now").click()
+    out["watchers"] = wait_for(d, "main [role=status]", "orders:").text
+    shot(d, "watchers")
+
     # A user: their inbox.
     d.get(base + "/console#/users/console-user")
     out["inbox"] = wait_for(d, "main table", "배송").text
@@ -124,7 +130,7 @@ try:
     wait_for(d, "main h1", "Overview")
     # Each page takes the focus on arrival; Shift+Tab from there walks back through the header.
     focused = []
-    for _ in range(8):
+    for _ in range(10):
         webdriver.ActionChains(d).key_down("\ue008").send_keys("\ue004").key_up("\ue008").perform()
         focused.append(d.execute_script("return document.activeElement.textContent.trim()"))
     out["tab_order"] = focused

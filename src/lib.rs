@@ -70,6 +70,8 @@ pub struct AppState {
     /// The SNS webhook's verifier; `None` when no topic is allowed.
     pub sns: Option<Arc<SnsVerifier>>,
     pub alarms: alarms::AlarmRouter,
+    /// The watchers, when any is configured.
+    pub watchers: Option<Arc<ingress::watchers::WatcherRunner>>,
     /// True when the SQS consumer runs (`ALLIM_SQS_QUEUE_URL`).
     pub sqs_enabled: bool,
     /// The shared outbound client.
@@ -129,6 +131,7 @@ impl ApplicationBuilder {
         let clock = self.clock;
         config.validate()?;
         let alarm_rules = config.alarms.rules(&config.channels.slack.names())?;
+        let watchers = config.watchers.load()?;
         let store = Store::connect(&config.db).await?;
         if config.db.auto_migrate {
             store.migrate().await?;
@@ -217,7 +220,19 @@ impl ApplicationBuilder {
             );
             (l, Arc::new(door))
         });
+        let watchers = (!watchers.watchers.is_empty()).then(|| {
+            Arc::new(ingress::watchers::WatcherRunner::new(
+                store.clone(),
+                acceptor.clone(),
+                http.clone(),
+                watchers,
+                config.watchers.watcher_retention,
+                metrics.clone(),
+                clock.clone(),
+            ))
+        });
         let state = AppState {
+            watchers,
             acceptor,
             store,
             api: Arc::new(config.api.clone()),
@@ -320,6 +335,7 @@ impl Application {
             "allim ready"
         );
         let state_alarms = state.alarms.clone();
+        let watchers = state.watchers.clone();
         let state_iam_refresh = config.db.db_iam_refresh;
         let alarm_tick = config.alarms.alarm_tick;
         let state_clock = state.clock.clone();
@@ -364,6 +380,13 @@ impl Application {
                 store
                     .run_retention(retention, std::time::Duration::from_secs(3600), clock, token)
                     .await;
+                Ok(())
+            });
+        }
+        if let Some(w) = watchers {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                w.run(token).await;
                 Ok(())
             });
         }

@@ -46,6 +46,8 @@ pub enum Source {
     Sns,
     /// The SQS-compatible door (`SendMessage` straight into allim).
     SqsApi,
+    /// A watcher (allim polled an HTTP JSON API and found new items).
+    Watcher,
 }
 
 impl Source {
@@ -55,6 +57,7 @@ impl Source {
             Source::Sqs => "sqs",
             Source::Sns => "sns",
             Source::SqsApi => "sqs-api",
+            Source::Watcher => "watcher",
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct Health {
     /// What is wrong, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Watchers whose last poll failed, with the error (`/readyz`; they do not make the task
+    /// unready: the polled API is someone else's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_watchers: Vec<String>,
 }
 
 /// Liveness: the process answers.
@@ -26,6 +30,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         reason: None,
+        failing_watchers: Vec::new(),
     })
 }
 
@@ -42,13 +47,26 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
     let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
     match ping {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-                reason: None,
-            }),
-        ),
+        Ok(Ok(())) => {
+            let mut failing = Vec::new();
+            if let Some(w) = &state.watchers {
+                for watcher in w.watchers() {
+                    if let Ok(Some(row)) = state.store.watcher(&watcher.name).await
+                        && row.failures > 0
+                    {
+                        failing.push(format!("{}: {}", watcher.name, row.last_error.unwrap_or_default()));
+                    }
+                }
+            }
+            (
+                StatusCode::OK,
+                Json(Health {
+                    status: "ready".into(),
+                    reason: None,
+                    failing_watchers: failing,
+                }),
+            )
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database unreachable");
             unavailable("database unreachable")
@@ -63,6 +81,7 @@ fn unavailable(reason: &str) -> (StatusCode, Json<Health>) {
         Json(Health {
             status: "unavailable".into(),
             reason: Some(reason.into()),
+            failing_watchers: Vec::new(),
         }),
     )
 }

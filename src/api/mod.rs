@@ -12,6 +12,7 @@ pub mod health;
 pub mod inbox;
 pub mod metrics;
 pub mod overview;
+pub mod watchers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -192,6 +193,8 @@ fn v1_routes(config: &ApiArgs) -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::get))
         .routes(routes!(deliveries::search))
         .routes(routes!(overview::overview))
+        .routes(routes!(watchers::list))
+        .routes(routes!(watchers::poll))
         .routes(routes!(alarms::list_alarms))
         .routes(routes!(alarms::test_rules))
         .routes(routes!(alarms::create_silence, alarms::list_silences))

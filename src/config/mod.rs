@@ -19,6 +19,7 @@ use crate::dispatch::DispatchArgs;
 use crate::ingress::sns::SnsArgs;
 use crate::ingress::sqs::SqsArgs;
 use crate::ingress::sqs_door::SqsDoorArgs;
+use crate::ingress::watchers::WatcherArgs;
 use crate::settings::parse_duration;
 use crate::store::DbArgs;
 use crate::telemetry::{LogArgs, LogFormat};
@@ -82,6 +83,8 @@ pub struct Config {
     #[command(flatten)]
     pub sqs_door: SqsDoorArgs,
     #[command(flatten)]
+    pub watchers: WatcherArgs,
+    #[command(flatten)]
     pub dispatch: DispatchArgs,
     #[command(flatten)]
     pub http: HttpArgs,
@@ -105,6 +108,7 @@ impl Config {
         }
         self.sqs.validate()?;
         self.sqs_door.validate()?;
+        self.watchers.validate()?;
         self.dispatch.validate()?;
         self.http.validate()?;
         if self.http.http_timeout >= self.dispatch.dispatch_lease {

@@ -5,6 +5,7 @@
 //! - [`sqs`]: the SQS consumer (the main path in production), SNS envelopes included.
 //! - [`sns`]: `POST /webhooks/sns`, with signature verification.
 //! - [`sqs_door`]: the SQS-compatible door (`SendMessage` straight into accept, no queue).
+//! - [`watchers`]: allim polls HTTP JSON APIs and notifies about new items.
 //! - [`classify`]: what an SQS body or SNS `Message` is (alarm, notification, rejected).
 
 pub mod classify;
@@ -12,3 +13,4 @@ pub mod http;
 pub mod sns;
 pub mod sqs;
 pub mod sqs_door;
+pub mod watchers;

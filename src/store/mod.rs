@@ -25,6 +25,7 @@ pub mod rds;
 mod results;
 mod retention;
 mod wake;
+pub mod watchers;
 
 pub use args::{DbArgs, redact_url};
 pub use deliveries::{DeliveryRow, DeliverySearch, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub sns_rejected: IntCounterVec,
     /// 1 while a channel's lane is paused because its provider refused allim's credentials.
     pub lane_paused: IntGaugeVec,
+    /// Watcher polls by watcher and outcome (`ok`, `error`).
+    pub watcher_polls: IntCounterVec,
+    /// New items watchers found, by watcher.
+    pub watcher_new_items: IntCounterVec,
     /// 1 while a provider's last answer asked allim to wait (a 429 or 503 with Retry-After).
     pub lane_throttled: IntGaugeVec,
     /// Each lane's own rate limit (sends per second; absent when the channel has none).
@@ -136,6 +140,12 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(lane_paused.clone())).expect("unique metric");
+        let watcher_polls = counter(
+            "watcher_polls_total",
+            "Watcher polls by watcher and outcome",
+            &["watcher", "outcome"],
+        );
+        let watcher_new_items = counter("watcher_new_items_total", "New items watchers found", &["watcher"]);
         let lane_throttled = IntGaugeVec::new(
             Opts::new(
                 "lane_throttled",
@@ -168,6 +178,8 @@ impl Metrics {
             lane_paused,
             lane_throttled,
             lane_rate,
+            watcher_polls,
+            watcher_new_items,
             leases_lost,
             alarms,
             sns_rejected,

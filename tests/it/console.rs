@@ -39,6 +39,16 @@ async fn the_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, RULES).unwrap();
+    // A tiny API for a watcher: a list of orders.
+    let orders = crate::providers::serve(axum::Router::new().route(
+        "/orders",
+        axum::routing::get(|| async { axum::Json(json!([{"id": 1, "total": 15000}, {"id": 2, "total": 27000}])) }),
+    ))
+    .await;
+    let watchers = format!(
+        "[[watchers]]\nname = \"orders\"\nurl = \"http://{orders}/orders\"\ninterval = \"1h\"\nidentity = [\"id\"]\n\
+         [[watchers.notify]]\nnotificationType = \"APP_NOTIFICATION\"\nuserId = \"console-user\"\ntitle = \"주문 {{total:#,###}}원\"\n"
+    );
     let (sens_url, sens_state, prefix) = (sens.base_url.clone(), sens.state.clone(), certs.base.clone());
     let app = spawn_on(
         &db.url,
@@ -47,6 +57,7 @@ async fn the_console_in_a_real_browser() {
             c.sns.sns_topic_arns = vec![TOPIC.into()];
             c.sns.sns_insecure_cert_url_prefix = Some(prefix);
             c.alarms.alarm_rules = Some(rules);
+            c.watchers.watchers_toml = Some(watchers);
             with_sens(
                 c,
                 &SensServer {
@@ -139,13 +150,20 @@ async fn the_console_in_a_real_browser() {
         "the matching rule is shown: {r}"
     );
     assert!(r["inbox"].as_str().unwrap().contains("배송이 시작되었습니다"), "{r}");
+    assert!(
+        r["watchers"]
+            .as_str()
+            .unwrap()
+            .contains("orders: 2 item(s) in the answer"),
+        "{r}"
+    );
     let tabbed: Vec<&str> = r["tab_order"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for page in ["Overview", "Deliveries", "Dead letters", "Alarms", "A user", "Sign out"] {
+    for page in ["Overview", "Deliveries", "Dead letters", "Alarms", "Watchers", "A user", "Sign out"] {
         assert!(
             tabbed.contains(&page),
             "{page} is reachable with the keyboard: {tabbed:?}"

@@ -24,4 +24,5 @@ mod sns;
 mod sqs;
 mod sqs_door;
 mod three_channels;
+mod watchers;
 mod webhooks;

@@ -299,6 +299,26 @@ async function alarms() {
       } }, "Try the rules with " + a.name)))) : h("p", { class: "muted" }, "No alarm has arrived yet."));
 }
 
+async function watchers(message) {
+  const list = await api("/v1/watchers");
+  const rows = list.items.map((w) => h("tr", {},
+    h("td", {}, w.name), h("td", {}, w.url), h("td", { class: "num" }, w.intervalSeconds + " s"),
+    h("td", {}, fmt(w.lastPollAt)), h("td", {}, fmt(w.lastSuccessAt)),
+    h("td", {}, w.lastError ? h("span", { class: "error" }, w.lastError) : (w.initialized ? "" : "not polled yet")),
+    h("td", { class: "num" }, w.failures), h("td", { class: "num" }, w.itemsSeen),
+    h("td", {}, w.digest ? `${w.digest.count} item(s), sum ${w.digest.sum} until ${fmt(w.digest.windowEnd)}` : ""),
+    h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
+      try {
+        const r = await api(`/v1/watchers/${encodeURIComponent(w.name)}/poll`, { method: "POST", body: {} });
+        await watchers(`${w.name}: ${r.items} item(s) in the answer, ${r.new} new, ${r.notified} notification(s).`);
+      } catch (x) { await watchers(`${w.name}: ${x.message}`); }
+    } }, "Poll now"))));
+  show(h("h1", {}, "Watchers"),
+    h("p", { role: "status" }, message || ""),
+    table(["name", "url", "every", "last poll", "last success", "last error", "failures", "items seen", "digest", ""], rows),
+    list.items.length ? null : h("p", { class: "muted" }, "No watcher is configured (ALLIM_WATCHERS)."));
+}
+
 async function user(id) {
   const form = h("form", { class: "row card", onsubmit: (e) => {
     e.preventDefault();
@@ -343,6 +363,7 @@ async function route() {
       case "deliveries": parts[1] ? await delivery(parts[1]) : await deliveries(filtersFrom(hash)); break;
       case "dead-letters": await deadLetters(filtersFrom(hash)); break;
       case "alarms": await alarms(); break;
+      case "watchers": await watchers(); break;
       case "users": await user(parts[1]); break;
       default: show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/overview" }, "Overview")));
     }
