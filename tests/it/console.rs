@@ -163,7 +163,15 @@ async fn the_console_in_a_real_browser() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for page in ["Overview", "Deliveries", "Dead letters", "Alarms", "Watchers", "A user", "Sign out"] {
+    for page in [
+        "Overview",
+        "Deliveries",
+        "Dead letters",
+        "Alarms",
+        "Watchers",
+        "A user",
+        "Sign out",
+    ] {
         assert!(
             tabbed.contains(&page),
             "{page} is reachable with the keyboard: {tabbed:?}"
