@@ -170,13 +170,22 @@ impl WatcherRunner {
 
     /// Polls `name` now, whatever its schedule (`POST /v1/watchers/{name}/poll`). `None`: no
     /// such watcher; `Some(Err)`: the poll failed (recorded) or another task is polling it.
+    ///
+    /// When another task is polling it at that moment, waits for that poll to end (at most the
+    /// watcher's timeout and 5 s) and polls after it.
     pub async fn poll_now(&self, name: &str) -> Option<Result<Polled, String>> {
         let w = self.config.watchers.iter().find(|w| w.name == name)?;
-        Some(match self.poll_if_due(w, true).await {
-            Ok(Some(r)) => r,
-            Ok(None) => Err("another task is polling this watcher right now".into()),
-            Err(e) => Err(format!("the database: {e}")),
-        })
+        let give_up = tokio::time::Instant::now() + w.timeout + Duration::from_secs(5);
+        loop {
+            match self.poll_if_due(w, true).await {
+                Ok(Some(r)) => return Some(r),
+                Ok(None) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => return Some(Err("another task kept polling this watcher; try again".into())),
+                Err(e) => return Some(Err(format!("the database: {e}"))),
+            }
+        }
     }
 
     async fn poll_if_due(&self, w: &Watcher, force: bool) -> Result<Option<Result<Polled, String>>, StoreError> {
