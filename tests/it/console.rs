@@ -232,10 +232,15 @@ async fn the_console_in_a_real_browser() {
             .any(|l| l["channel"] == "sms" && l["paused"] == true)
     })
     .await;
-    let d = app
-        .get_ok(&format!("/v1/deliveries/{}", waiting["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(d["status"], "failed", "{d}");
+    // (The lane pauses as the answer comes; the row is updated right after.)
+    let path = format!("/v1/deliveries/{}", waiting["id"].as_str().unwrap());
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the delivery is requeued",
+        || async { app.get_ok(&path).await["status"] == "failed" },
+    )
+    .await;
+    let d = app.get_ok(&path).await;
     assert_eq!(d["history"][0]["outcome"], "requeued", "{d}");
     assert_eq!(d["attempts"], 0, "no attempt used: {d}");
     open.stop().await;
