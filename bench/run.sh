@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints allim's benchmark figures (release build). Usage:
-#   bench/run.sh [ingest|single|sns|door|all]   or   bench/run.sh sqs   (needs ministack; see bench/README.md)
+#   bench/run.sh [ingest|single|sns|door|latency|all]   or   bench/run.sh sqs   (needs ministack; see bench/README.md)
 #   DATABASE_URL=mysql://root@127.0.0.1:3306/allim_bench bench/run.sh ingest   # against MariaDB
 # Figures on a shared 2-core machine are noisy: compare within one run.
 set -euo pipefail

@@ -10,6 +10,9 @@
 //! - `door`: `SendMessageBatch` (10 per request) through the SQS-compatible door, signed with
 //!   SigV4 before the clock starts, against `POST /v1/notifications/batch` with the same 10
 //!   notifications per request: notifications/s and CPU seconds each (target: ≤ 20 % more).
+//! - `latency`: notifications at a fixed rate (100/s, then 1,000/s) to the SMS, Slack and
+//!   webhook channels, with one stand-in answering every provider at once; p50 / p99 / max from
+//!   sending the POST to the provider receiving the request.
 //! - `sqs`: drain a preloaded queue into inbox rows, against a no-op consumer (receive + delete)
 //!   on the same queue server (`ALLIM_BENCH_SQS`, default ministack at http://127.0.0.1:4566).
 //!
@@ -42,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if scenario == "door" || scenario == "all" {
         door(&db_url).await?;
+    }
+    if scenario == "latency" || scenario == "all" {
+        latency(&db_url).await?;
     }
     // Needs an SQS stand-in that stays fast at depth (ministack), so not part of "all".
     if scenario == "sqs" {
@@ -603,6 +609,134 @@ async fn door(db_url: &str) -> anyhow::Result<()> {
         "door (all rounds): {:+.0}% CPU over the HTTP batch (target: <= +20%)",
         100.0 * (door_cpu / http_cpu - 1.0)
     );
+    stop.cancel();
+    Ok(())
+}
+
+/// One stand-in for SENS, Slack and webhooks: answers at once with each provider's success
+/// shape and records when each numbered notification (`#n` in its text or `data.n`) arrived.
+async fn stand_in(arrived: Arc<std::sync::Mutex<std::collections::HashMap<u64, Instant>>>) -> anyhow::Result<String> {
+    use axum::response::IntoResponse;
+    let handler = move |body: bytes::Bytes| {
+        let arrived = arrived.clone();
+        async move {
+            let now = Instant::now();
+            let text = String::from_utf8_lossy(&body);
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let n = v["data"]["n"].as_u64().or_else(|| {
+                text.split('#')
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            });
+            if let Some(n) = n {
+                arrived.lock().unwrap().entry(n).or_insert(now);
+            }
+            (
+                axum::http::StatusCode::ACCEPTED,
+                axum::Json(json!({"requestId": "bench", "requestTime": "2026-11-23T00:00:00.000",
+                    "statusCode": "202", "statusName": "success"})),
+            )
+                .into_response()
+        }
+    };
+    let router = axum::Router::new().fallback(axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(base)
+}
+
+async fn latency(db_url: &str) -> anyhow::Result<()> {
+    let arrived = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let base = stand_in(arrived.clone()).await?;
+    let provider = base.clone();
+    let (url, stop, _) = start(db_url, move |c| {
+        c.channels.sens.sens_access_key = Some("bench-access-key".into());
+        c.channels.sens.sens_secret_key = Some(secrecy::SecretString::from("bench-secret-key"));
+        c.channels.sens.sens_service_id = Some("ncp:sms:kr:0000:bench".into());
+        c.channels.sens.sens_from = Some("0212345678".into());
+        c.channels.sens.sens_base_url = provider.clone();
+        c.channels.sens.sens_results_after = Duration::from_secs(3600);
+        c.channels.sens.sens_rate_per_sec = 5000.0;
+        c.channels.slack.slack_rate_per_sec = 5000.0;
+        c.channels.slack.slack_webhooks = vec![allim::channels::slack::SlackWebhook {
+            name: "default".into(),
+            url: secrecy::SecretString::from(format!("{provider}/services/T0BENCH")),
+        }];
+        c.channels.webhook.webhook_endpoints =
+            vec![allim::channels::webhook::parse_endpoint(&format!("default={provider}/hooks")).unwrap()];
+        c.channels.webhook.webhook_secrets =
+            vec![allim::channels::webhook::parse_secret("default=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()];
+        c.channels.webhook.webhook_rate_per_sec = 5000.0;
+        // Production's defaults, not the tests' fast polling: a new delivery wakes the dispatcher.
+        c.dispatch.dispatch_interval = Duration::from_secs(1);
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    let mut n: u64 = 0;
+    for rate in [100u64, 1000] {
+        let seconds = 5;
+        let total = rate * seconds;
+        let mut sent: Vec<(u64, &'static str, Instant)> = Vec::with_capacity(total as usize);
+        let mut tasks = tokio::task::JoinSet::new();
+        let period = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for i in 0..total {
+            tick.tick().await;
+            n += 1;
+            let (kind, body) = match i % 3 {
+                0 => (
+                    "SMS",
+                    json!({"notificationType": "SMS", "to": ["01012345678"], "content": format!("bench #{n}")}),
+                ),
+                1 => (
+                    "SLACK",
+                    json!({"notificationType": "SLACK", "text": format!("bench #{n}")}),
+                ),
+                _ => (
+                    "WEBHOOK",
+                    json!({"notificationType": "WEBHOOK", "eventType": "bench.sent", "data": {"n": n}}),
+                ),
+            };
+            sent.push((n, kind, Instant::now()));
+            let (client, url) = (client.clone(), url.clone());
+            tasks.spawn(async move {
+                let res = client
+                    .post(format!("{url}/v1/notifications"))
+                    .json(&body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(res.status() == 202, "answered {}", res.status());
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        // Wait (bounded) for the last ones to reach the stand-in.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while arrived.lock().unwrap().len() < n as usize && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got = arrived.lock().unwrap().clone();
+        for kind in ["SMS", "SLACK", "WEBHOOK", "all"] {
+            let mut lat: Vec<Duration> = sent
+                .iter()
+                .filter(|(_, k, _)| kind == "all" || *k == kind)
+                .filter_map(|(id, _, at)| got.get(id).map(|t| t.duration_since(*at)))
+                .collect();
+            let expected = sent.iter().filter(|(_, k, _)| kind == "all" || *k == kind).count();
+            lat.sort();
+            println!(
+                "latency at {rate}/s, {kind}: {}/{expected} arrived; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target at 100/s: p99 <= 20 ms)",
+                lat.len(),
+                percentile(&lat, 0.5).as_secs_f64() * 1000.0,
+                percentile(&lat, 0.99).as_secs_f64() * 1000.0,
+                lat.last().copied().unwrap_or_default().as_secs_f64() * 1000.0
+            );
+        }
+    }
     stop.cancel();
     Ok(())
 }
