@@ -669,7 +669,10 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
             vec![allim::channels::webhook::parse_secret("default=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()];
         c.channels.webhook.webhook_rate_per_sec = 5000.0;
         // Production's defaults, not the tests' fast polling: a new delivery wakes the dispatcher.
-        c.dispatch.dispatch_interval = Duration::from_secs(1);
+        c.dispatch.dispatch_interval = std::env::var("ALLIM_BENCH_DISPATCH_INTERVAL")
+            .ok()
+            .and_then(|v| allim::settings::parse_duration(&v).ok())
+            .unwrap_or(Duration::from_secs(1));
     })
     .await?;
     let client = reqwest::Client::new();
