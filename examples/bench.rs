@@ -282,7 +282,12 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
                     .body(bodies[i].clone())
                     .send()
                     .await?;
-                anyhow::ensure!(res.status() == 200, "answered {}", res.status());
+                let status = res.status();
+                anyhow::ensure!(
+                    status == 200,
+                    "answered {status}: {}",
+                    res.text().await.unwrap_or_default()
+                );
                 lat.push(t.elapsed());
             }
             Ok::<_, anyhow::Error>(lat)

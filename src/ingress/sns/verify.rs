@@ -147,6 +147,9 @@ pub struct SnsVerifier {
     failed: RwLock<HashMap<String, Instant>>,
     /// At most a few fetches of new certificate URLs a minute.
     fetches: governor::DefaultDirectRateLimiter,
+    /// One fetch at a time: requests that miss the cache together wait for the first one's
+    /// fetch and then find the key cached, instead of each fetching (and tripping the limit).
+    fetching: tokio::sync::Mutex<()>,
     clock: Clock,
 }
 
@@ -183,6 +186,7 @@ impl SnsVerifier {
                 governor::Quota::per_minute(std::num::NonZeroU32::new(10).expect("non-zero"))
                     .allow_burst(std::num::NonZeroU32::new(5).expect("non-zero")),
             ),
+            fetching: tokio::sync::Mutex::new(()),
             clock,
         }
     }
@@ -288,10 +292,13 @@ impl SnsVerifier {
 
     /// The RSA public key of a signing certificate, cached per URL.
     async fn public_key(&self, url: &str) -> Result<Arc<Vec<u8>>, Refused> {
-        if let Some((key, at)) = self.keys.read().await.get(url)
-            && at.elapsed() < KEY_TTL
-        {
-            return Ok(key.clone());
+        if let Some(key) = self.cached(url).await {
+            return Ok(key);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        // Fetched meanwhile by the request that held the lock.
+        if let Some(key) = self.cached(url).await {
+            return Ok(key);
         }
         // A URL that failed lately is not fetched again (each costs an outbound request that a
         // stranger can cause), and fetches of new URLs are rate limited.
@@ -322,6 +329,13 @@ impl SnsVerifier {
             failed.insert(url.to_string(), Instant::now());
         }
         result
+    }
+
+    async fn cached(&self, url: &str) -> Option<Arc<Vec<u8>>> {
+        match self.keys.read().await.get(url) {
+            Some((key, at)) if at.elapsed() < KEY_TTL => Some(key.clone()),
+            _ => None,
+        }
     }
 
     /// Fetches and parses a signing certificate; caches its key.
