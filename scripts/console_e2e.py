@@ -3,7 +3,7 @@ through Selenium; nothing downloads a browser). tests/it/console.rs starts allim
 it and runs this; it prints a JSON summary of what it saw and saves screenshots.
 
 Environment: BASE (the signed console's allim), TOKEN (admin), KEY (an idempotency key to find),
-DEAD_ID (a dead delivery to redrive), ALARM (an alarm to silence), OPEN_BASE (an allim without
+KEY_ID (the delivery with that key), DEAD_ID (a dead delivery to redrive), ALARM (an alarm to silence), OPEN_BASE (an allim without
 tokens), SHOTS (the folder for screenshots).
 """
 
@@ -77,8 +77,21 @@ try:
     key = wait_for(d, "input[name=key]")
     key.send_keys(os.environ["KEY"])
     key.submit()
-    link = wait_for(d, "main table a")
+    # The list re-renders with the search's result: wait until it shows that delivery alone
+    # (before the search it lists every delivery, this one among them).
+    def only_the_keyed(drv):
+        try:
+            rows = drv.find_elements(By.CSS_SELECTOR, "main tbody tr")
+            links = drv.find_elements(By.CSS_SELECTOR, "main tbody a")
+            return len(rows) == 1 and len(links) == 1 and links[0].text == os.environ["KEY_ID"] and links[0]
+        except StaleElementReferenceException:
+            return False
+    try:
+        link = WebDriverWait(d, 20).until(only_the_keyed)
+    except TimeoutException:
+        raise AssertionError("the search by key did not come down to one delivery: " + d.find_element(By.TAG_NAME, "main").text[:800])
     out["found"] = link.text
+    out["found_rows"] = 1
     link.click()
     wait_for(d, "main h1", "Delivery")
     out["detail"] = d.find_element(By.TAG_NAME, "main").text

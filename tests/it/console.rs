@@ -79,6 +79,8 @@ async fn the_console_in_a_real_browser() {
         )
         .await;
     assert_eq!(res.status(), 202);
+    let keyed: Value = res.json().await.unwrap();
+    let keyed_id = keyed["id"].as_str().unwrap().to_string();
     sens.state.fail_next.lock().unwrap().push_back(Some(400));
     let res = app
         .post(
@@ -121,6 +123,7 @@ async fn the_console_in_a_real_browser() {
             .env("OPEN_BASE", open_base.trim_end_matches('/'))
             .env("TOKEN", ADMIN)
             .env("KEY", "console-key-1")
+            .env("KEY_ID", &keyed_id)
             .env("DEAD_ID", &dead_id)
             .env("ALARM", alarm)
             .env("SHOTS", shots)
@@ -142,6 +145,7 @@ async fn the_console_in_a_real_browser() {
     assert_eq!(r["token_in_session_storage"], true, "kept for this tab only");
     assert_eq!(r["after_sign_out"], false, "gone after sign-out");
     assert!(r["detail"].as_str().unwrap().contains("console-key-1"), "{r}");
+    assert_eq!(r["found_rows"], 1, "the search by key finds one delivery: {r}");
     assert_eq!(r["confirm"], "Redrive 1 dead letter?");
     assert_eq!(r["after_redrive"], "delivered");
     assert!(r["silences"].as_str().unwrap().contains(alarm), "{r}");
