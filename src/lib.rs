@@ -323,7 +323,7 @@ impl Application {
         tracing::info!(
             listen = %listener.local_addr()?,
             database = %config.db.database_url_redacted(),
-            auth = match (config.api.api_tokens.is_empty() && config.api.app_token_secret.is_none(), config.api.allow_anonymous) {
+            auth = match (config.api.is_open(), config.api.allow_anonymous) {
                 (false, _) => "tokens",
                 (true, true) => "OPEN (ALLIM_ALLOW_ANONYMOUS)",
                 (true, false) => "open on loopback",

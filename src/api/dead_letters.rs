@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::params;
 use crate::AppState;
 use crate::accept::parse::to_json;
-use crate::channels::NotificationType;
 use crate::clock::format_ms;
 use crate::ingress::classify::unwrap_sns;
 use crate::store::{DeadLetterFilter, DeliveryRow, DeliveryStatus};
@@ -103,28 +103,12 @@ fn filter_of(
         Some("rejected") => Some(DeliveryStatus::Rejected),
         Some(_) => return Err(ApiError::bad_request(Some("status"), "must be dead or rejected")),
     };
-    if let Some(k) = kind
-        && k != "UNKNOWN"
-        && NotificationType::parse(k).is_none()
-    {
-        return Err(ApiError::bad_request(
-            Some("notificationType"),
-            format!("must be {} or UNKNOWN", NotificationType::names()),
-        ));
-    }
-    let time = |field: &str, v: Option<&str>| -> ApiResult<Option<i64>> {
-        v.map(|s| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.timestamp_millis())
-                .map_err(|_| ApiError::bad_request(Some(field), "must be an RFC 3339 time"))
-        })
-        .transpose()
-    };
+    params::notification_type(kind)?;
     Ok(DeadLetterFilter {
         status,
         notification_type: kind.map(str::to_string),
-        since: time("since", since)?,
-        until: time("until", until)?,
+        since: params::time("since", since)?,
+        until: params::time("until", until)?,
     })
 }
 
@@ -147,15 +131,8 @@ pub async fn list(
         q.since.as_deref(),
         q.until.as_deref(),
     )?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
-    }
-    if let Some(c) = &q.cursor
-        && uuid::Uuid::try_parse(c).is_err()
-    {
-        return Err(ApiError::bad_request(Some("cursor"), "is not a valid cursor"));
-    }
+    let limit = params::page_limit(q.limit, 50)?;
+    params::page_cursor(q.cursor.as_deref())?;
     let rows = state
         .store
         .list_dead_letters(&filter, q.cursor.as_deref(), limit + 1)

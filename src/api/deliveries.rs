@@ -7,8 +7,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::inbox::InboxItem;
+use super::params;
 use crate::AppState;
-use crate::channels::NotificationType;
 use crate::channels::sens::korean::normalize_korean_number;
 use crate::clock::format_ms;
 use crate::store::{DeliveryRow, DeliverySearch, DeliveryStatus, ResultRow};
@@ -270,15 +270,6 @@ pub async fn search(
             other => Ok(other),
         }
     };
-    let time = |field: &str, v: Option<String>| -> ApiResult<Option<i64>> {
-        v.filter(|s| !s.is_empty())
-            .map(|s| {
-                chrono::DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.timestamp_millis())
-                    .map_err(|_| ApiError::bad_request(Some(field), "must be an RFC 3339 time"))
-            })
-            .transpose()
-    };
     let status = text("status", q.status, 16)?;
     if let Some(st) = &status
         && DeliveryStatus::try_from(st.clone()).is_err()
@@ -289,15 +280,7 @@ pub async fn search(
         ));
     }
     let kind = text("notificationType", q.notification_type, 32)?;
-    if let Some(k) = &kind
-        && k != "UNKNOWN"
-        && NotificationType::parse(k).is_none()
-    {
-        return Err(ApiError::bad_request(
-            Some("notificationType"),
-            format!("must be {} or UNKNOWN", NotificationType::names()),
-        ));
-    }
+    params::notification_type(kind.as_deref())?;
     let mut payload_contains = Vec::new();
     if let Some(user) = text("userId", q.user_id, 128)? {
         payload_contains.push(format!("\"userId\":{}", Value::String(user)));
@@ -316,19 +299,12 @@ pub async fn search(
         key: text("key", q.key, 255)?,
         status,
         notification_type: kind,
-        since: time("since", q.since)?,
-        until: time("until", q.until)?,
+        since: params::time("since", q.since.as_deref().filter(|s| !s.is_empty()))?,
+        until: params::time("until", q.until.as_deref().filter(|s| !s.is_empty()))?,
         payload_contains,
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
-    }
-    if let Some(c) = &q.cursor
-        && uuid::Uuid::try_parse(c).is_err()
-    {
-        return Err(ApiError::bad_request(Some("cursor"), "is not a valid cursor"));
-    }
+    let limit = params::page_limit(q.limit, 50)?;
+    params::page_cursor(q.cursor.as_deref())?;
     let rows = state
         .store
         .search_deliveries(&search, q.cursor.as_deref(), limit + 1)

@@ -49,9 +49,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     match ping {
         Ok(Ok(())) => {
             let mut failing = Vec::new();
-            if let Some(w) = &state.watchers {
+            if let Some(w) = &state.watchers
+                && let Ok(mut rows) = state.store.watchers().await
+            {
                 for watcher in w.watchers() {
-                    if let Ok(Some(row)) = state.store.watcher(&watcher.name).await
+                    if let Some(row) = rows.remove(&watcher.name)
                         && row.failures > 0
                     {
                         failing.push(format!("{}: {}", watcher.name, row.last_error.unwrap_or_default()));

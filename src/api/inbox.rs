@@ -129,10 +129,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> ApiResult<Json<InboxPage>> {
     check_user(&user_id)?;
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(Some("limit"), "must be between 1 and 100"));
-    }
+    let limit = super::params::page_limit(q.limit, 20)?;
     if let Some(cursor) = &q.cursor {
         check_id("cursor", cursor)?;
     }

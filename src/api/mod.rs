@@ -12,6 +12,7 @@ pub mod health;
 pub mod inbox;
 pub mod metrics;
 pub mod overview;
+pub mod params;
 pub mod watchers;
 
 use std::net::SocketAddr;
@@ -75,8 +76,13 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
+    /// True when no token is configured: `/v1` is served to whoever reaches the port.
+    pub fn is_open(&self) -> bool {
+        self.api_tokens.is_empty() && self.app_token_secret.is_none()
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
-        let open = self.api_tokens.is_empty() && self.app_token_secret.is_none();
+        let open = self.is_open();
         if open && !self.listen.ip().is_loopback() && !self.allow_anonymous {
             anyhow::bail!(
                 "ALLIM_API_TOKENS is empty and ALLIM_LISTEN ({}) is not a loopback address: /v1 would be open to \

@@ -87,11 +87,10 @@ pub struct Overview {
 pub async fn overview(State(state): State<AppState>) -> ApiResult<Json<Overview>> {
     let now = state.clock.now_ms();
     let mut types: BTreeMap<String, TypeOverview> = BTreeMap::new();
-    for (kind, status, n) in state.store.status_counts(now - 86_400_000).await? {
-        types.entry(kind).or_default().last_day.add(&status, n);
-    }
-    for (kind, status, n) in state.store.status_counts(now - 3_600_000).await? {
-        types.entry(kind).or_default().last_hour.add(&status, n);
+    for (kind, status, day, hour) in state.store.status_counts(now - 86_400_000, now - 3_600_000).await? {
+        let t = types.entry(kind).or_default();
+        t.last_day.add(&status, day);
+        t.last_hour.add(&status, hour);
     }
     for (kind, n) in state.store.waiting_counts().await? {
         types.entry(kind).or_default().waiting = n;
@@ -105,6 +104,6 @@ pub async fn overview(State(state): State<AppState>) -> ApiResult<Json<Overview>
             database_unavailable: state.consumer.db_unavailable.load(Ordering::Relaxed),
             pollers: state.metrics.sqs_pollers.get(),
         },
-        open: state.api.api_tokens.is_empty() && state.api.app_token_secret.is_none(),
+        open: state.api.is_open(),
     }))
 }

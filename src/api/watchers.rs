@@ -65,9 +65,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<WatcherList>>
     let Some(runner) = &state.watchers else {
         return Ok(Json(WatcherList { items: Vec::new() }));
     };
+    let mut rows = state.store.watchers().await?;
     let mut items = Vec::new();
     for w in runner.watchers() {
-        let row = state.store.watcher(&w.name).await?.unwrap_or_default();
+        let row = rows.remove(&w.name).unwrap_or_default();
         let digest = w.digest.as_ref().and_then(|d| {
             row.digest_start.map(|s| DigestView {
                 window_start: format_ms(s),

@@ -204,13 +204,16 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deliveries created at or after `since`, counted by type and status.
-    pub async fn status_counts(&self, since: i64) -> StoreResult<Vec<(String, String, i64)>> {
+    /// Deliveries created at or after `day`, counted by type and status: (type, status, count
+    /// since `day`, count since `hour`). One scan for both windows.
+    pub async fn status_counts(&self, day: i64, hour: i64) -> StoreResult<Vec<(String, String, i64, i64)>> {
         Ok(with_pool!(self, p => sqlx::query_as(
-            "SELECT notification_type, status, COUNT(*) FROM deliveries WHERE created_at >= ? \
-             GROUP BY notification_type, status",
+            "SELECT notification_type, status, COUNT(*), \
+             CAST(COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0) AS SIGNED) \
+             FROM deliveries WHERE created_at >= ? GROUP BY notification_type, status",
         )
-        .bind(since)
+        .bind(hour)
+        .bind(day)
         .fetch_all(p)
         .await)?)
     }

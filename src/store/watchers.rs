@@ -59,6 +59,13 @@ impl Store {
         Ok(with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(p).await)?)
     }
 
+    /// Every watcher's row, by name.
+    pub async fn watchers(&self) -> StoreResult<std::collections::HashMap<String, WatcherRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM watcher_state");
+        let rows: Vec<WatcherRow> = with_pool!(self, p => sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)?;
+        Ok(rows.into_iter().map(|r| (r.name.clone(), r)).collect())
+    }
+
     /// Takes the watcher's lease for `owner` until `until` when it is free, expired or already
     /// `owner`'s, and (unless `force`) only when the watcher is due. Whether `owner` holds it.
     pub async fn lease_watcher(&self, name: &str, owner: &str, now: i64, until: i64, force: bool) -> StoreResult<bool> {

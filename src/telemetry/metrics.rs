@@ -216,58 +216,35 @@ impl Metrics {
     /// answered and their mean latency (for the operator console's overview).
     pub fn lane_stats(&self) -> Vec<LaneStats> {
         let mut lanes: std::collections::BTreeMap<String, LaneStats> = std::collections::BTreeMap::new();
-        let channel_of = |m: &prometheus::proto::Metric| -> Option<String> {
-            m.get_label()
-                .iter()
-                .find(|l| l.name() == "channel")
-                .map(|l| l.value().to_string())
-        };
-        for family in self.lane_paused.collect() {
-            for m in family.get_metric() {
-                if let Some(c) = channel_of(m) {
-                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).paused =
-                        m.get_gauge().get_value() > 0.0;
-                }
-            }
-        }
-        for family in self.dispatch_latency.collect() {
-            for m in family.get_metric() {
-                if let Some(c) = channel_of(m) {
-                    let h = m.get_histogram();
-                    let lane = lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c));
-                    lane.answers = h.get_sample_count();
-                    if h.get_sample_count() > 0 {
-                        lane.mean_ms = 1000.0 * h.get_sample_sum() / h.get_sample_count() as f64;
+        // Each metric's series, by its `channel` label, into that lane's stats.
+        let mut each = |metric: &dyn Collector, set: &dyn Fn(&mut LaneStats, &prometheus::proto::Metric)| {
+            for family in metric.collect() {
+                for m in family.get_metric() {
+                    if let Some(c) = m.get_label().iter().find(|l| l.name() == "channel") {
+                        let channel = c.value().to_string();
+                        set(
+                            lanes.entry(channel.clone()).or_insert_with(|| LaneStats::new(channel)),
+                            m,
+                        );
                     }
                 }
             }
-        }
-        for family in self.lane_throttled.collect() {
-            for m in family.get_metric() {
-                if let Some(c) = channel_of(m) {
-                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).throttled =
-                        m.get_gauge().get_value() > 0.0;
-                }
+        };
+        each(&self.lane_paused, &|l, m| l.paused = m.get_gauge().get_value() > 0.0);
+        each(&self.lane_throttled, &|l, m| {
+            l.throttled = m.get_gauge().get_value() > 0.0
+        });
+        each(&self.lane_rate, &|l, m| {
+            l.rate_limit_per_sec = Some(m.get_gauge().get_value())
+        });
+        each(&self.retries, &|l, m| l.retries = m.get_counter().get_value() as u64);
+        each(&self.dispatch_latency, &|l, m| {
+            let h = m.get_histogram();
+            l.answers = h.get_sample_count();
+            if h.get_sample_count() > 0 {
+                l.mean_ms = 1000.0 * h.get_sample_sum() / h.get_sample_count() as f64;
             }
-        }
-        for family in self.lane_rate.collect() {
-            for m in family.get_metric() {
-                if let Some(c) = channel_of(m) {
-                    lanes
-                        .entry(c.clone())
-                        .or_insert_with(|| LaneStats::new(c))
-                        .rate_limit_per_sec = Some(m.get_gauge().get_value());
-                }
-            }
-        }
-        for family in self.retries.collect() {
-            for m in family.get_metric() {
-                if let Some(c) = channel_of(m) {
-                    lanes.entry(c.clone()).or_insert_with(|| LaneStats::new(c)).retries =
-                        m.get_counter().get_value() as u64;
-                }
-            }
-        }
+        });
         lanes.into_values().collect()
     }
 

@@ -102,6 +102,8 @@ pub struct WatcherRunner {
     metrics: SharedMetrics,
     clock: Clock,
     owner: String,
+    /// Set once every watcher has its row (made on the first round, not on every one).
+    rows_made: tokio::sync::OnceCell<()>,
 }
 
 impl WatcherRunner {
@@ -123,6 +125,7 @@ impl WatcherRunner {
             metrics,
             clock,
             owner: format!("watch-{}", uuid::Uuid::now_v7().simple()),
+            rows_made: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -161,6 +164,10 @@ impl WatcherRunner {
     /// One round: each watcher that is due and not polled by another task is polled, and a
     /// digest window that has ended is sent. Errors are recorded with the watcher.
     pub async fn tick(&self) {
+        if let Err(e) = self.make_rows().await {
+            tracing::warn!(error = %e, "watchers: could not reach the database");
+            return;
+        }
         for w in self.config.watchers.iter() {
             if let Err(e) = self.poll_if_due(w, false).await {
                 tracing::warn!(watcher = %w.name, error = %e, "watcher: could not reach the database");
@@ -175,6 +182,9 @@ impl WatcherRunner {
     /// watcher's timeout and 5 s) and polls after it.
     pub async fn poll_now(&self, name: &str) -> Option<Result<Polled, String>> {
         let w = self.config.watchers.iter().find(|w| w.name == name)?;
+        if let Err(e) = self.make_rows().await {
+            return Some(Err(format!("the database: {e}")));
+        }
         let give_up = tokio::time::Instant::now() + w.timeout + Duration::from_secs(5);
         loop {
             match self.poll_if_due(w, true).await {
@@ -188,9 +198,22 @@ impl WatcherRunner {
         }
     }
 
+    /// Gives each watcher its row (first poll due now), once per runner.
+    async fn make_rows(&self) -> Result<(), StoreError> {
+        self.rows_made
+            .get_or_try_init(|| async {
+                let now = self.clock.now_ms();
+                for w in &self.config.watchers {
+                    self.store.ensure_watcher(&w.name, now, now).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
     async fn poll_if_due(&self, w: &Watcher, force: bool) -> Result<Option<Result<Polled, String>>, StoreError> {
         let now = self.clock.now_ms();
-        self.store.ensure_watcher(&w.name, now, now).await?;
         let lease = now + duration_ms(w.timeout) + 30_000;
         if !self
             .store
@@ -243,38 +266,18 @@ impl WatcherRunner {
             .filter(|(_, h)| unseen_set.contains(h) && taken.insert(*h))
             .collect();
         let first_poll = row.initialized == 0 && !w.notify_existing;
-        let mut notified = 0;
-        let mut digest = None;
         if first_poll {
             tracing::info!(watcher = %w.name, items = items.len(),
                 "watcher: first poll; recording what is there as seen without notifying (notify_existing = false)");
-        } else if let Some(d) = &w.digest {
-            let start = row
-                .digest_start
-                .unwrap_or_else(|| window_start(now, d.every, self.config.timezone));
-            let mut first: Vec<Value> = row
-                .digest_first
-                .as_deref()
-                .and_then(|f| serde_json::from_str(f).ok())
-                .unwrap_or_default();
-            let mut sum = row.digest_sum;
-            for (item, _) in &new {
-                if let Some(path) = &d.sum {
-                    sum += template::lookup(item, path).and_then(template::number).unwrap_or(0.0);
-                }
-                if first.len() < d.first {
-                    first.push((*item).clone());
-                }
-            }
-            digest = Some((
-                start,
-                row.digest_count + new.len() as i64,
-                sum,
-                Value::Array(first).to_string(),
-            ));
-        } else if !new.is_empty() {
+        }
+        // New items go to the open digest window (a first poll adds nothing to it), or out one
+        // notification each.
+        let counted: &[(&Value, &String)] = if first_poll { &[] } else { &new };
+        let digest = w.digest.as_ref().map(|d| self.digest_totals(d, row, counted, now));
+        let mut notified = 0;
+        if w.digest.is_none() && !counted.is_empty() {
             let mut entries = Vec::new();
-            for (item, hash) in &new {
+            for (item, hash) in counted {
                 for (n, t) in w.notify.iter().enumerate() {
                     let key = format!("watch:{}:{}:{n}", w.name, &hash[..32]);
                     entries.push(self.entry(t.render(item, self.config.timezone), key).await);
@@ -285,21 +288,6 @@ impl WatcherRunner {
                 .accept(Source::Watcher, entries)
                 .await
                 .map_err(|e| format!("could not store the notifications: {e}"))?;
-        }
-        if w.digest.is_some() && digest.is_none() {
-            // A first poll or no new item: the window's totals stay as they are.
-            digest = Some((
-                row.digest_start.unwrap_or_else(|| {
-                    window_start(
-                        now,
-                        w.digest.as_ref().map_or(w.interval, |d| d.every),
-                        self.config.timezone,
-                    )
-                }),
-                row.digest_count,
-                row.digest_sum,
-                row.digest_first.clone().unwrap_or_else(|| "[]".into()),
-            ));
         }
         let new_hashes: Vec<String> = new.iter().map(|(_, h)| (*h).clone()).collect();
         self.store
@@ -318,6 +306,39 @@ impl WatcherRunner {
             new: new.len(),
             notified,
         })
+    }
+
+    /// The open digest window's totals with `new` items added: (start, count, sum, first items).
+    fn digest_totals(
+        &self,
+        d: &config::Digest,
+        row: &WatcherRow,
+        new: &[(&Value, &String)],
+        now: i64,
+    ) -> (i64, i64, f64, String) {
+        let start = row
+            .digest_start
+            .unwrap_or_else(|| window_start(now, d.every, self.config.timezone));
+        let mut first: Vec<Value> = row
+            .digest_first
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok())
+            .unwrap_or_default();
+        let mut sum = row.digest_sum;
+        for (item, _) in new {
+            if let Some(path) = &d.sum {
+                sum += template::lookup(item, path).and_then(template::number).unwrap_or(0.0);
+            }
+            if first.len() < d.first {
+                first.push((*item).clone());
+            }
+        }
+        (
+            start,
+            row.digest_count + new.len() as i64,
+            sum,
+            Value::Array(first).to_string(),
+        )
     }
 
     /// A rendered notification as an entry: valid, or kept as rejected with the reason (so a
