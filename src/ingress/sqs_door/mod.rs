@@ -213,8 +213,15 @@ impl Door {
 }
 
 /// The door's router: every path, every method, one handler (SQS routes by action, not path).
+/// As on the API's port, a request (a slow body included) gets 30 s, then a 503 that SDKs retry.
 pub fn router(door: Arc<Door>) -> Router {
-    Router::new().fallback(handle).with_state(door)
+    Router::new()
+        .fallback(handle)
+        .with_state(door)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(30),
+        ))
 }
 
 async fn handle(State(door): State<Arc<Door>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
