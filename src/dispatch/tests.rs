@@ -344,3 +344,13 @@ async fn a_provider_asking_to_wait_shows_as_throttled_and_attempts_are_recorded(
         ]
     );
 }
+
+#[test]
+fn a_busy_lane_claims_again_when_a_quarter_of_its_slots_are_free() {
+    // The production default (32 in flight): claims of at least 8 rows under load.
+    assert_eq!(lane::refill(32), 8);
+    assert_eq!(lane::refill(100), 25);
+    // A small lane still claims as soon as one slot is free.
+    assert_eq!(lane::refill(3), 1);
+    assert_eq!(lane::refill(1), 1);
+}
