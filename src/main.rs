@@ -6,6 +6,11 @@ use allim::config::{Cli, Command, RulesCommand};
 use allim::store::Store;
 use allim::{Application, shutdown_signal, telemetry};
 
+/// musl's allocator is slow under threads (bench/README.md), so the static build uses mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
