@@ -85,12 +85,7 @@ const DISTROLESS_STATIC_MB: f64 = 2.0 * 1.048_576;
 async fn footprint(dir: &std::path::Path) -> anyhow::Result<()> {
     let mb = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len() as f64 / 1e6);
     // The glibc build beside this benchmark (ALLIM_BENCH_BIN may name the musl one).
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|profile| profile.join("allim"))
-        .ok_or_else(|| anyhow::anyhow!("no target directory"))?;
+    let bin = built_allim()?;
     let glibc = mb(&bin)?;
     println!("footprint: {} is {glibc:.1} MB", bin.display());
     // The image's binary is the static musl build (bench/run.sh builds it when the target is
@@ -147,14 +142,42 @@ async fn footprint(dir: &std::path::Path) -> anyhow::Result<()> {
 /// The allim binary server processes run: ALLIM_BENCH_BIN, else the one built beside this
 /// benchmark (bench/run.sh builds both).
 fn allim_binary() -> anyhow::Result<std::path::PathBuf> {
-    if let Ok(bin) = std::env::var("ALLIM_BENCH_BIN") {
-        return Ok(bin.into());
+    match std::env::var("ALLIM_BENCH_BIN") {
+        Ok(bin) => Ok(bin.into()),
+        Err(_) => built_allim(),
     }
+}
+
+/// The allim binary built beside this benchmark (`target/<profile>/allim`).
+fn built_allim() -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?;
     exe.parent()
         .and_then(|examples| examples.parent())
         .map(|profile| profile.join("allim"))
         .ok_or_else(|| anyhow::anyhow!("no target directory"))
+}
+
+/// Drops and creates the MariaDB database a `mysql://…/DB` URL names.
+async fn recreate_mysql(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let (server, db) = url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("{url} names no database"))?;
+    let mut admin = sqlx::MySqlConnection::connect(&format!("{server}/")).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(())
+}
+
+/// Applies allim's migrations to a database (creating an SQLite file), as `allim serve` does.
+async fn migrated(url: &str) -> anyhow::Result<()> {
+    let store = allim::store::Store::connect(&Config::for_tests(url).db).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
 }
 
 /// The summary table: every figure reported, with its target and whether it holds.
@@ -290,19 +313,11 @@ async fn raw_inserts(
     let raw_url = if db_url.starts_with("sqlite") {
         format!("sqlite://{}", dir.join("raw.db").display())
     } else {
-        let (server, db) = db_url.rsplit_once('/').unwrap_or((db_url, "allim_bench"));
-        let mut admin = sqlx::MySqlConnection::connect(&format!("{server}/")).await?;
-        let raw_db = format!("{db}_raw");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{raw_db}`; CREATE DATABASE `{raw_db}`"
-        )))
-        .execute(&mut admin)
-        .await?;
-        format!("{server}/{raw_db}")
+        let raw_url = format!("{db_url}_raw");
+        recreate_mysql(&raw_url).await?;
+        raw_url
     };
-    let store = allim::store::Store::connect(&Config::for_tests(&raw_url).db).await?;
-    store.migrate().await?;
-    store.close().await;
+    migrated(&raw_url).await?;
 
     let rows = |prefix: &str, columns: usize| {
         let one = format!("({})", vec!["?"; columns].join(", "));
@@ -957,23 +972,15 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     };
     let allim_queue = queue(format!("allim-{}", uuid::Uuid::new_v4().simple())).await?;
     fill(&client, &allim_queue, n).await?;
-    let mut env = aws_env(&allim_queue);
-    env.push(("DATABASE_URL", server_db_url(db_url, dir, "sqs")));
-    // On MariaDB the database holds earlier scenarios' rows: count from before the start. An
-    // SQLite file of its own starts empty and exists once allim has started.
     let sqs_db = server_db_url(db_url, dir, "sqs");
-    let fresh = sqs_db.starts_with("sqlite");
-    let counter = if fresh {
-        None
-    } else {
-        Some(Counter::open(&sqs_db, "inbox", false).await?)
-    };
+    let mut env = aws_env(&allim_queue);
+    env.push(("DATABASE_URL", sqs_db.clone()));
+    // The tables exist before allim starts, so the rows there now (earlier scenarios' on
+    // MariaDB) are counted out before any arrive.
+    migrated(&sqs_db).await?;
+    let counter = Counter::open(&sqs_db, "inbox").await?;
     let started = Instant::now();
     let allim = Proc::allim("allim-sqs", &env, dir).await?;
-    let counter = match counter {
-        Some(c) => c,
-        None => Counter::open(&sqs_db, "inbox", true).await?,
-    };
     let (allim_rate, allim_cpu, allim_rss) = drained(&allim, &counter, n, started).await?;
     drop(allim);
     let allim_cpu10k = allim_cpu * 10_000.0 / n as f64;
@@ -1011,22 +1018,16 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     };
     let node_db =
         std::env::var("ALLIM_BENCH_NODE_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/allim_bench_node".into());
+    recreate_mysql(&node_db).await?;
     {
         use sqlx::Connection;
-        let (server, db) = node_db.rsplit_once('/').unwrap_or((&node_db, "allim_bench_node"));
-        let mut admin = sqlx::MySqlConnection::connect(&format!("{server}/")).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`"
-        )))
-        .execute(&mut admin)
-        .await?;
         let mut conn = sqlx::MySqlConnection::connect(&node_db).await?;
         let schema = std::fs::read_to_string(std::path::Path::new(&peer_dir).join("schema.sql"))?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
     }
     let node_queue = queue(format!("node-{}", uuid::Uuid::new_v4().simple())).await?;
     fill(&client, &node_queue, n).await?;
-    let counter = Counter::open(&node_db, "notifications", true).await?;
+    let counter = Counter::open(&node_db, "notifications").await?;
     let mut cmd = std::process::Command::new("node");
     cmd.arg("consumer.js").current_dir(&peer_dir).env("DB_URL", &node_db);
     for (k, v) in aws_env(&node_queue) {
@@ -1079,42 +1080,30 @@ enum CounterPool {
 }
 
 impl Counter {
-    /// Opens the database (an SQLite file may not exist yet: it waits for it). `fresh`: the
-    /// table starts empty (its rows may already be arriving), else the rows there now are not
-    /// counted.
-    async fn open(url: &str, table: &'static str, fresh: bool) -> anyhow::Result<Counter> {
-        if url.starts_with("sqlite") {
-            let path = url.trim_start_matches("sqlite://").to_string();
-            let up = Instant::now();
-            while !std::path::Path::new(&path).exists() {
-                anyhow::ensure!(up.elapsed() < Duration::from_secs(30), "{path} never appeared");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+    /// Opens the database; the rows the table holds now are not counted.
+    async fn open(url: &str, table: &'static str) -> anyhow::Result<Counter> {
         let pool = if url.starts_with("sqlite") {
             CounterPool::Sqlite(sqlx::SqlitePool::connect(url).await?)
         } else {
             CounterPool::MySql(sqlx::MySqlPool::connect(url).await?)
         };
         let mut counter = Counter { pool, table, before: 0 };
-        if !fresh {
-            counter.before = counter.total().await;
-        }
+        counter.before = counter.total().await?;
         Ok(counter)
     }
 
-    /// Rows of the table now (0 while it does not exist yet).
-    async fn total(&self) -> i64 {
+    /// Rows of the table now.
+    async fn total(&self) -> anyhow::Result<i64> {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", self.table));
-        match &self.pool {
-            CounterPool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap_or(0),
-            CounterPool::MySql(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap_or(0),
-        }
+        Ok(match &self.pool {
+            CounterPool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            CounterPool::MySql(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+        })
     }
 
     /// Rows added since it was opened.
-    async fn count(&self) -> i64 {
-        self.total().await - self.before
+    async fn count(&self) -> anyhow::Result<i64> {
+        Ok(self.total().await? - self.before)
     }
 }
 
@@ -1122,7 +1111,7 @@ impl Counter {
 /// CPU seconds and its peak RSS (MB).
 async fn drained(proc: &Proc, counter: &Counter, n: usize, started: Instant) -> anyhow::Result<(f64, f64, f64)> {
     loop {
-        let stored = counter.count().await;
+        let stored = counter.count().await?;
         if stored as usize >= n {
             break;
         }

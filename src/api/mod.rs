@@ -269,7 +269,8 @@ pub fn router(state: AppState) -> Router {
 /// WARN, so what needs a look is still in the default log.
 fn access_log(res: &axum::response::Response, latency: Duration, _span: &tracing::Span) {
     let status = res.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    // Rounded to the microsecond, so the line reads 0.211, not 0.21146399999999999.
+    let latency_ms = (latency.as_secs_f64() * 1e6).round() / 1000.0;
     if res.status().is_server_error() {
         tracing::warn!(status, latency_ms, "answered with a server error");
     } else if res.status().is_client_error() {
