@@ -8,6 +8,7 @@ pub mod console;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod devices;
+pub mod docs;
 pub mod health;
 pub mod inbox;
 pub mod metrics;
@@ -29,7 +30,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use utoipa_swagger_ui::SwaggerUi;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -237,7 +237,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = build(&state.api);
     let request_id = HeaderName::from_static("x-request-id");
     routes
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(docs::routes(doc))
         .merge(console::routes())
         .fallback(not_found)
         .with_state(state)

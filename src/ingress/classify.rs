@@ -23,8 +23,17 @@ pub enum Classified {
 /// something to keep as `rejected`. `key` (`sns:<MessageId>` or `sqs:<MessageId>`) names the
 /// message for de-duplication.
 pub async fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classified {
-    let key = key.to_string();
-    let value: Value = match serde_json::from_str(message) {
+    classify_parsed(acceptor, key.to_string(), message, serde_json::from_str(message)).await
+}
+
+/// As [`classify`], with `message` already parsed (each body is parsed once).
+async fn classify_parsed(
+    acceptor: &Acceptor,
+    key: String,
+    message: &str,
+    parsed: serde_json::Result<Value>,
+) -> Classified {
+    let value = match parsed {
         Ok(v) => v,
         Err(e) => {
             return Classified::Entry(Entry::Rejected {
@@ -60,6 +69,16 @@ pub async fn classify(acceptor: &Acceptor, key: &str, message: &str) -> Classifi
 /// Decides what an SQS message is, unwrapping an SNS envelope: an alarm, a notification, or a
 /// `rejected` entry. A rejected entry keeps the whole SQS body as its raw body.
 pub async fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
+    let parsed = serde_json::from_str(m.body().unwrap_or_default());
+    classify_message_parsed(acceptor, m, parsed).await
+}
+
+/// As [`classify_message`], with the body already parsed (each body is parsed once).
+pub async fn classify_message_parsed(
+    acceptor: &Acceptor,
+    m: &Message,
+    parsed: serde_json::Result<Value>,
+) -> Classified {
     let message_id = m.message_id().unwrap_or_default();
     let body = m.body().unwrap_or_default();
     let sqs_key = message_key("sqs", message_id);
@@ -73,13 +92,13 @@ pub async fn classify_message(acceptor: &Acceptor, m: &Message) -> Classified {
     if body.trim().is_empty() {
         return rejected("empty message body".into(), sqs_key);
     }
-    let value: Value = match serde_json::from_str(body) {
+    let value = match parsed {
         Ok(v) => v,
         Err(e) => return rejected(format!("body is not valid JSON: {e}"), sqs_key),
     };
     let classified = match unwrap_sns(&value) {
         Some((sns_id, inner)) => classify(acceptor, &message_key("sns", sns_id), inner).await,
-        None => classify(acceptor, &sqs_key, body).await,
+        None => classify_parsed(acceptor, sqs_key.clone(), body, Ok(value)).await,
     };
     match classified {
         Classified::Entry(Entry::Rejected {

@@ -596,6 +596,46 @@ async fn docs_health_and_request_ids() {
         init.contains("/openapi.json"),
         "Swagger UI points at the document: {init}"
     );
+    // The bundle is stored gzip-compressed: sent as it is to a client that accepts gzip, inflated
+    // for one that does not (reqwest here sends no Accept-Encoding of its own).
+    let plain = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(plain.status(), 200);
+    assert!(
+        plain.headers().get("content-encoding").is_none(),
+        "{:?}",
+        plain.headers()
+    );
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 1_000_000, "the whole bundle: {} bytes", plain.len());
+    assert!(std::str::from_utf8(&plain).unwrap().contains("SwaggerUIBundle"));
+    let gz = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .header("accept-encoding", "br, gzip;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    let gz = gz.bytes().await.unwrap();
+    assert!(
+        gz.len() * 3 < plain.len(),
+        "compressed: {} of {} bytes",
+        gz.len(),
+        plain.len()
+    );
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut inflated).unwrap();
+    assert!(inflated == plain, "the same file either way");
+    let refused = app
+        .client
+        .get(app.url("/docs/swagger-ui.css"))
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert!(refused.text().await.unwrap().contains(".swagger-ui"));
     let doc = app.get_ok("/openapi.json").await;
     assert!(doc["paths"]["/v1/notifications"]["post"].is_object());
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");

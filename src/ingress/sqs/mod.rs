@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::classify::{Classified, classify_message, rejected_message, unwrap_sns};
+use super::classify::{Classified, classify_message_parsed, rejected_message, unwrap_sns};
 use super::sns::SnsVerifier;
 use crate::accept::{Acceptor, Entry, Source};
 use crate::alarms::AlarmRouter;
@@ -394,9 +394,8 @@ impl SqsConsumer {
     /// not be fetched now; the message is left on the queue to come back.
     async fn classify(&self, m: &Message) -> Option<Classified> {
         let body = m.body().unwrap_or_default();
-        let is_envelope = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .is_some_and(|v| unwrap_sns(&v).is_some());
+        let parsed = serde_json::from_str::<serde_json::Value>(body);
+        let is_envelope = parsed.as_ref().is_ok_and(|v| unwrap_sns(v).is_some());
         if is_envelope {
             let Some(verifier) = &self.sns else {
                 return Some(rejected_message(
@@ -415,7 +414,7 @@ impl SqsConsumer {
                 ));
             }
         }
-        Some(classify_message(&self.acceptor, m).await)
+        Some(classify_message_parsed(&self.acceptor, m, parsed).await)
     }
 
     /// Alarms, then notifications, in one go. Alarms are idempotent on their key: if the batch
