@@ -24,6 +24,9 @@ recreate() { # recreate the database a mysql:// URL names
 
 wants() { [[ "$scenario" == all || "$scenario" == "$1" ]]; }
 
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+
 mkdir -p "$peers"
 if wants sns; then
   if [[ ! -x "$peers/python-sns/bin/python" ]]; then
@@ -39,21 +42,7 @@ if wants sqs; then
     (cd "$peers/node-consumer" && npm ci --no-audit --no-fund --silent)
   fi
   export ALLIM_BENCH_NODE_PEER="$PWD/$peers/node-consumer"
-  if [[ -z "${ALLIM_BENCH_SQS:-}" ]]; then
-    if [[ ! -x "$peers/ministack/bin/ministack" ]]; then
-      python3 -m venv "$peers/ministack"
-      "$peers/ministack/bin/pip" install --quiet ministack
-    fi
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    BIND_HOST=127.0.0.1 GATEWAY_PORT=$port "$peers/ministack/bin/ministack" > "$peers/ministack.log" 2>&1 &
-    ministack=$!
-    trap 'kill $ministack 2>/dev/null || true' EXIT
-    export ALLIM_BENCH_SQS="http://127.0.0.1:$port"
-    for _ in $(seq 1 100); do
-      if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then break; fi
-      sleep 0.1
-    done
-  fi
+  start_ministack
 fi
 if wants footprint && rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
   # The image's binary: static musl (the Dockerfile's alpine builder makes the same).
