@@ -5,13 +5,14 @@
 #   default   cargo's release defaults (no LTO, 16 codegen units)
 #   lto       fat LTO alone
 #   cgu1      one codegen unit alone
-# and takes Cargo.toml's own release profile (fat LTO + one codegen unit + strip) from
-# target/release. Then prints each binary's size as linked and stripped, and, ROUNDS times
+#   shipped   Cargo.toml's own release profile (fat LTO + one codegen unit + strip)
+# all from the same tree. Then prints each binary's size as linked and stripped, and, ROUNDS times
 # (default 3) with the binaries taking turns, two server figures of the binary as a process of
 # its own: the SNS webhook's CPU per request and rate (SQLite, 20,000 signed messages, 32
 # connections) and the SQS drain's CPU per 10,000 messages and peak RSS (SQLite, ministack,
 # 5,000 messages).
-# The three extra builds take ~35 minutes on 2 cores; SKIP_BUILD=1 measures what is there.
+# The four builds take ~45 minutes on 2 cores; SKIP_BUILD=1 measures the binaries that
+# target/profiles/bin holds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -20,20 +21,20 @@ rounds="${ROUNDS:-3}"
 out=target/profiles
 mkdir -p "$out/bin"
 
-build() { # name lto codegen-units
+build() { # name lto codegen-units strip
   local started=$SECONDS
   CARGO_TARGET_DIR="$out" CARGO_PROFILE_RELEASE_LTO="$2" CARGO_PROFILE_RELEASE_CODEGEN_UNITS="$3" \
-    CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --quiet --bin allim
+    CARGO_PROFILE_RELEASE_STRIP="$4" cargo build --release --quiet --bin allim
   cp "$out/release/allim" "$out/bin/$1"
-  echo "built $1 (lto=$2, codegen-units=$3) in $((SECONDS - started)) s"
+  echo "built $1 (lto=$2, codegen-units=$3, strip=$4) in $((SECONDS - started)) s"
 }
 cargo build --release --quiet --bin allim --example bench
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  build default false 16
-  build lto fat 16
-  build cgu1 false 1
+  build default false 16 false
+  build lto fat 16 false
+  build cgu1 false 1 false
+  build shipped fat 1 true
 fi
-cp target/release/allim "$out/bin/shipped"
 start_ministack
 
 names=(default lto cgu1 shipped)

@@ -856,14 +856,15 @@ fn cpu_of(path: &str) -> f64 {
 }
 
 async fn fill(client: &aws_sdk_sqs::Client, queue: &str, n: usize) -> anyhow::Result<()> {
-    let per_sender = n / 8;
+    // 8 senders take turns at the batches of 10 (the last one may be short): exactly n in all.
+    let batches = n.div_ceil(10);
     let mut tasks = Vec::new();
     for s in 0..8 {
         let client = client.clone();
         let queue = queue.to_string();
         tasks.push(tokio::spawn(async move {
-            for chunk in 0..per_sender / 10 {
-                let entries = (0..10)
+            for chunk in (s..batches).step_by(8) {
+                let entries = (0..10.min(n - chunk * 10))
                     .map(|i| {
                         let body = json!({"notificationType": "APP_NOTIFICATION", "userId": format!("q{}", (s * 31 + i) % 1000),
                             "title": "Shipped", "body": "Your order is on its way", "idempotencyKey": format!("b-{s}-{chunk}-{i}")});

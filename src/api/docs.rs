@@ -12,18 +12,28 @@ use std::io::Read;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, VARY};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 /// The largest embedded file inflated for a client (the biggest, swagger-ui-bundle.js, is 1.5 MB).
 const MAX_INFLATED: u64 = 8 * 1024 * 1024;
 
-/// Swagger UI and the document, for [`super::router`] to merge.
+/// Swagger UI and the document, for [`super::router`] to merge. The document is serialized once
+/// here and kept as its 52 KB of JSON: utoipa would keep the built `OpenApi` value (~1 MB of heap,
+/// measured with heaptrack; bench/README.md) and serialize a clone of it for every request.
 pub fn routes<S: Clone + Send + Sync + 'static>(doc: utoipa::openapi::OpenApi) -> Router<S> {
-    Router::from(SwaggerUi::new("/docs").url("/openapi.json", doc)).layer(middleware::from_fn(encoding))
+    let json = axum::body::Bytes::from(serde_json::to_vec(&doc).expect("the OpenAPI document serializes"));
+    drop(doc);
+    let document = axum::routing::get(move || {
+        let json = json.clone();
+        async move { ([(CONTENT_TYPE, "application/json")], json) }
+    });
+    Router::from(SwaggerUi::new("/docs").config(Config::from("/openapi.json")))
+        .route("/openapi.json", document)
+        .layer(middleware::from_fn(encoding))
 }
 
 /// Leaves a gzip body as it is for a client that accepts gzip, inflates it for one that does not.
