@@ -40,10 +40,13 @@ COPY certs/AmazonRootCA1.pem /etc/allim/AmazonRootCA1.pem
 COPY --from=builder /src/target/release/allim /usr/local/bin/allim
 # MIMALLOC_ARENA_EAGER_COMMIT=0: mimalloc (the static build's allocator) otherwise commits its
 # arenas up front, which made the idle process 30 MB resident instead of 19 (bench/README.md).
+# MIMALLOC_PURGE_DELAY=0: freed pages go back to the OS at once instead of after 1 s: the SQS
+# drain's peak RSS 20.3-21.6 -> 19.3-20.0 MB, for ~300 more madvise calls per 20,000 requests.
 ENV ALLIM_LISTEN=0.0.0.0:8080 \
     ALLIM_LOG_FORMAT=json \
     ALLIM_DB_CA=/etc/allim/AmazonRootCA1.pem \
-    MIMALLOC_ARENA_EAGER_COMMIT=0
+    MIMALLOC_ARENA_EAGER_COMMIT=0 \
+    MIMALLOC_PURGE_DELAY=0
 EXPOSE 8080
 # distroless's nonroot user.
 USER 65532:65532

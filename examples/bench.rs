@@ -669,11 +669,13 @@ impl Proc {
         );
         let port = free_port()?;
         let mut cmd = std::process::Command::new(bin);
-        // The image's environment (Dockerfile): JSON logs, mimalloc's arenas committed lazily.
+        // The image's environment (Dockerfile): JSON logs, mimalloc's arenas committed lazily
+        // and freed pages returned at once.
         cmd.arg("serve")
             .env("ALLIM_LISTEN", format!("127.0.0.1:{port}"))
             .env("ALLIM_LOG_FORMAT", "json")
-            .env("MIMALLOC_ARENA_EAGER_COMMIT", "0");
+            .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+            .env("MIMALLOC_PURGE_DELAY", "0");
         for (k, v) in env {
             cmd.env(k, v);
         }
