@@ -73,8 +73,11 @@ async fn encoding(req: Request, next: Next) -> Response {
 fn inflate(gz: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut plain = Vec::with_capacity(gz.len() * 4);
     flate2::read::GzDecoder::new(gz)
-        .take(MAX_INFLATED)
+        .take(MAX_INFLATED + 1)
         .read_to_end(&mut plain)?;
+    if plain.len() as u64 > MAX_INFLATED {
+        return Err(std::io::Error::other("larger than 8 MiB inflated"));
+    }
     Ok(plain)
 }
 
@@ -112,6 +115,19 @@ mod tests {
             h.append(ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn inflating_refuses_more_than_the_bound_instead_of_cutting_it_short() {
+        use std::io::Write;
+        let gzip = |len: usize| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&vec![b'a'; len]).unwrap();
+            e.finish().unwrap()
+        };
+        let limit = MAX_INFLATED as usize;
+        assert_eq!(inflate(&gzip(limit)).unwrap().len(), limit);
+        assert!(inflate(&gzip(limit + 1)).is_err());
     }
 
     #[test]
