@@ -102,7 +102,10 @@ pub fn inbox_row(delivery_id: &str, n: &AppNotification, now: i64) -> InboxRow {
         title: n.title.clone(),
         body: n.body.clone(),
         link: n.link.clone(),
-        data: n.data.as_ref().map(|d| d.to_string()),
+        data: n
+            .data
+            .as_ref()
+            .map(|d| serde_json::to_string(d).expect("a JSON value serializes")),
         created_at: now,
         read_at: None,
     }

@@ -155,6 +155,23 @@ macro_rules! channel_list {
                 Ok(n)
             }
 
+            /// The type's payload read straight from a notification's JSON object (its
+            /// `notificationType` member skipped), then checked: the one-pass path. A serde
+            /// error here says nothing about which field; callers fall back to
+            /// [`Notification::from_fields`] for that.
+            pub fn from_json(kind: NotificationType, json: &str) -> Result<Result<Self, ContractError>, serde_json::Error> {
+                let mut de = serde_json::Deserializer::from_str(json);
+                let tagless = crate::contract::tagged::WithoutTag(&mut de);
+                let mut n = match kind {
+                    $( NotificationType::$variant => Notification::$variant(serde::Deserialize::deserialize(tagless)?), )+
+                };
+                de.end()?;
+                let checked = match &mut n {
+                    $( Notification::$variant(p) => p.validate(), )+
+                };
+                Ok(checked.map(|()| n))
+            }
+
             /// The fields every type carries: (`idempotencyKey`, `deliverAt`).
             pub fn common_fields(&mut self) -> (&mut Option<String>, &mut Option<String>) {
                 match self {

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub mod tagged;
+
 /// Limits every type shares, in one place so the README and the errors agree.
 pub mod limits {
     pub const IDEMPOTENCY_KEY_MAX: usize = 255;
@@ -60,6 +62,23 @@ impl ContractError {
             _ => None,
         }
     }
+}
+
+/// The length of a value serialized as compact JSON, counted without building the string.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("counting cannot fail");
+    count.0
 }
 
 /// Deserializes a type's fields, turning serde's message into a field error.
@@ -184,7 +203,7 @@ pub fn check_object(field: &str, data: &Value, max: usize) -> Result<(), Contrac
     if !data.is_object() {
         return Err(ContractError::field(field, "must be a JSON object"));
     }
-    let size = data.to_string().len();
+    let size = json_len(data);
     if size > max {
         return Err(ContractError::field(
             field,

@@ -151,16 +151,7 @@ pub struct BatchResponse {
     security(("bearer" = ["send"]))
 )]
 pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -> ApiResult<Json<BatchResponse>> {
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::from(ContractError::MalformedJson(e.to_string())))?;
-    let items = match value {
-        Value::Object(mut map) => match map.remove("notifications") {
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(invalid_batch("must be an array")),
-            None => return Err(invalid_batch("is required")),
-        },
-        _ => return Err(ApiError::from(ContractError::NotAnObject)),
-    };
+    let items = batch_items(&body)?;
     if items.is_empty() {
         return Err(invalid_batch("must not be empty"));
     }
@@ -175,7 +166,11 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
     let mut entries = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        match state.acceptor.parse_value(item).await {
+        let parsed = match item {
+            Item::Raw(raw) => state.acceptor.parse(raw.get().as_bytes()).await,
+            Item::Value(value) => state.acceptor.parse_value(value).await,
+        };
+        match parsed {
             Ok(v) => {
                 positions.push(index);
                 entries.push(Entry::Valid(v));
@@ -227,6 +222,38 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         invalid,
         results,
     }))
+}
+
+/// One item of a batch: its JSON text, or (when the body took the slow path) its value.
+enum Item<'a> {
+    Raw(&'a serde_json::value::RawValue),
+    Value(Value),
+}
+
+/// The batch body as read in one pass: each item's JSON text, parsed later on its own.
+#[derive(Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    notifications: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// The batch's items. A body the one-pass read refuses (or one with a duplicate member) is read
+/// again as a `serde_json::Value`, which says what is wrong, or takes the last duplicate as
+/// serde_json does.
+fn batch_items(body: &[u8]) -> Result<Vec<Item<'_>>, ApiError> {
+    if let Ok(batch) = serde_json::from_slice::<BatchBody>(body) {
+        return Ok(batch.notifications.into_iter().map(Item::Raw).collect());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::from(ContractError::MalformedJson(e.to_string())))?;
+    match value {
+        Value::Object(mut map) => match map.remove("notifications") {
+            Some(Value::Array(items)) => Ok(items.into_iter().map(Item::Value).collect()),
+            Some(_) => Err(invalid_batch("must be an array")),
+            None => Err(invalid_batch("is required")),
+        },
+        _ => Err(ApiError::from(ContractError::NotAnObject)),
+    }
 }
 
 fn invalid_batch(message: &str) -> ApiError {

@@ -272,6 +272,19 @@ async fn batch_reports_each_item(db: Db) {
             (422, Some("notifications"), Some(message))
         );
     }
+    // Bodies the one-pass read refuses are read again as a whole, which says what is wrong (or,
+    // for a duplicate member, takes the last one as serde_json does).
+    let (s, b) = json(app.post_raw("/v1/notifications/batch", r#"{"notifications": [}"#).await).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("malformed_json")), "{b}");
+    let (s, b) = json(app.post_raw("/v1/notifications/batch", "[1]").await).await;
+    assert_eq!(
+        (s, b["error"].as_str(), b["message"].as_str()),
+        (400, Some("malformed_json"), Some("body must be a JSON object")),
+        "{b}"
+    );
+    let twice = r#"{"notifications": 1, "notifications": [{"notificationType": "APP_NOTIFICATION", "userId": "11", "title": "last"}]}"#;
+    let (s, b) = json(app.post_raw("/v1/notifications/batch", twice).await).await;
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     let many: Vec<Value> = (0..501).map(|i| app_notification("10", &format!("n{i}"))).collect();
     let (s, b) = json(
         app.post("/v1/notifications/batch", &json!({"notifications": many}))
