@@ -260,20 +260,54 @@ impl Acceptor {
 
     /// Accepts a batch: one outcome per entry, in order. The new rows are committed in one
     /// transaction with multi-row inserts; an entry whose key exists (before, or earlier in
-    /// this batch) is a duplicate. If another writer races us on a key, the batch falls back
-    /// to one transaction per entry, so the winner's row is reported as the duplicate's id.
+    /// this batch) is a duplicate.
+    ///
+    /// Keys are looked up only when the insert says one exists: the first try assumes none of
+    /// the batch's keys is stored yet (a redelivery or a retry is the exception), which saves a
+    /// database round trip per batch. If the insert hits a stored key, the keys are looked up
+    /// and the batch planned again with those as duplicates. If another writer races us on a
+    /// key after that, the batch falls back to one transaction per entry, so the winner's row
+    /// is reported as the duplicate's id.
     pub async fn accept(&self, source: Source, entries: Vec<Entry>) -> AcceptResult<Vec<Outcome>> {
         let now = self.clock.now_ms();
-        let keys: Vec<&str> = entries.iter().filter_map(Entry::key).collect();
-        let mut known: HashMap<String, (String, DeliveryStatus)> = if keys.is_empty() {
-            HashMap::new()
-        } else {
-            self.store.find_by_keys(&keys).await?
+        let first = self.plan_and_commit(source, &entries, now, HashMap::new()).await;
+        let result = match first {
+            Ok(done) => Ok(done),
+            Err(e) if e.is_unique_violation() => {
+                let keys: Vec<&str> = entries.iter().filter_map(Entry::key).collect();
+                let known = self.store.find_by_keys(&keys).await?;
+                match self.plan_and_commit(source, &entries, now, known).await {
+                    Ok(done) => Ok(done),
+                    Err(e) if e.is_unique_violation() || !e.is_outage() => {
+                        self.accept_each(source, &entries, now).await.map(|o| (o, true))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            // A row the database refuses: one by one, so that the refused row is stored as
+            // rejected alone and the others as they are.
+            Err(e) if !e.is_outage() => self.accept_each(source, &entries, now).await.map(|o| (o, true)),
+            Err(e) => Err(e.into()),
         };
+        let (outcomes, due_now) = result?;
+        if due_now {
+            self.wake.raise();
+        }
+        Ok(outcomes)
+    }
 
+    /// Plans the rows of every entry whose key is not in `known` (nor earlier in the batch) and
+    /// commits them in one transaction: the outcomes, and whether a delivery is due now.
+    async fn plan_and_commit(
+        &self,
+        source: Source,
+        entries: &[Entry],
+        now: i64,
+        mut known: HashMap<String, (String, DeliveryStatus)>,
+    ) -> Result<(Vec<Outcome>, bool), StoreError> {
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut planned = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        for entry in entries {
             if let Some(key) = entry.key()
                 && let Some((id, status)) = known.get(key)
             {
@@ -296,22 +330,13 @@ impl Acceptor {
             planned.push(plan);
         }
         if planned.is_empty() {
-            return Ok(outcomes);
+            return Ok((outcomes, false));
         }
         let due_now = planned
             .iter()
             .any(|p| p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now));
-        let result = match self.commit(&planned).await {
-            Ok(()) => Ok(outcomes),
-            // A key race, or a row the database refuses: one by one, so that the refused row
-            // is stored as rejected alone and the others as they are.
-            Err(e) if e.is_unique_violation() || !e.is_outage() => self.accept_each(source, entries, now).await,
-            Err(e) => Err(e.into()),
-        };
-        if due_now && result.is_ok() {
-            self.wake.raise();
-        }
-        result
+        self.commit(&planned).await?;
+        Ok((outcomes, due_now))
     }
 
     /// Writes the planned rows in one transaction.
@@ -328,9 +353,9 @@ impl Acceptor {
     }
 
     /// The slow path after a key race: each entry in its own transaction.
-    async fn accept_each(&self, source: Source, entries: Vec<Entry>, now: i64) -> AcceptResult<Vec<Outcome>> {
+    async fn accept_each(&self, source: Source, entries: &[Entry], now: i64) -> AcceptResult<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        for entry in entries {
             outcomes.push(self.accept_single(source, entry, now).await?);
         }
         Ok(outcomes)
