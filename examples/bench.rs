@@ -935,17 +935,20 @@ fn cpu_of(path: &str) -> f64 {
 
 async fn fill(client: &aws_sdk_sqs::Client, queue: &str, n: usize) -> anyhow::Result<()> {
     // 8 senders take turns at the batches of 10 (the last one may be short): exactly n in all.
+    // Keys carry the queue's name, so a queue of another round is not a pile of duplicates.
     let batches = n.div_ceil(10);
+    let tag: Arc<str> = queue.rsplit('/').next().unwrap_or(queue).into();
     let mut tasks = Vec::new();
     for s in 0..8 {
         let client = client.clone();
         let queue = queue.to_string();
+        let tag = tag.clone();
         tasks.push(tokio::spawn(async move {
             for chunk in (s..batches).step_by(8) {
                 let entries = (0..10.min(n - chunk * 10))
                     .map(|i| {
                         let body = json!({"notificationType": "APP_NOTIFICATION", "userId": format!("q{}", (s * 31 + i) % 1000),
-                            "title": "Shipped", "body": "Your order is on its way", "idempotencyKey": format!("b-{s}-{chunk}-{i}")});
+                            "title": "Shipped", "body": "Your order is on its way", "idempotencyKey": format!("{tag}-{s}-{chunk}-{i}")});
                         aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                             .id(format!("e{i}"))
                             .message_body(body.to_string())
@@ -967,10 +970,8 @@ async fn fill(client: &aws_sdk_sqs::Client, queue: &str, n: usize) -> anyhow::Re
 async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
     let endpoint = std::env::var("ALLIM_BENCH_SQS").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    let n: usize = std::env::var("ALLIM_BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let n: usize = env_or("ALLIM_BENCH_MESSAGES", 10_000);
+    let rounds: usize = env_or("ALLIM_BENCH_SQS_ROUNDS", 3);
     let conf = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -978,20 +979,142 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .build();
     let client = aws_sdk_sqs::Client::from_conf(conf);
-    let queue = |name: String| {
-        let client = client.clone();
-        async move { anyhow::Ok(client.create_queue().queue_name(name).send().await?.queue_url.unwrap()) }
-    };
+    let peer_dir = std::env::var("ALLIM_BENCH_NODE_PEER").ok();
+    let node_db =
+        std::env::var("ALLIM_BENCH_NODE_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/allim_bench_node".into());
+    if let Some(peer_dir) = &peer_dir {
+        recreate_mysql(&node_db).await?;
+        use sqlx::Connection;
+        let mut conn = sqlx::MySqlConnection::connect(&node_db).await?;
+        let schema = std::fs::read_to_string(std::path::Path::new(peer_dir).join("schema.sql"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
+    } else {
+        println!("sqs: ALLIM_BENCH_NODE_PEER is not set, so the Node peer is not run");
+    }
+    // allim's tables exist before it starts, so the rows there now (earlier scenarios' on
+    // MariaDB) are counted out before any arrive.
+    let sqs_db = server_db_url(db_url, dir, "sqs");
+    migrated(&sqs_db).await?;
 
-    // The no-op consumer: two pollers that receive and delete, nothing else.
-    let noop_queue = queue(format!("noop-{}", uuid::Uuid::new_v4().simple())).await?;
-    fill(&client, &noop_queue, n).await?;
+    // Rounds alternate the three consumers on the same server, each draining a queue of its
+    // own filled with n notifications; figures are each consumer's median round (peak RSS: the
+    // highest), since one drain on a shared 2-core machine moves by a third between runs.
+    let (mut noop, mut ours, mut node) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let r = noop_drain(&client, n).await?;
+        println!(
+            "sqs round {round}: no-op consumer (receive + delete, 2 pollers, in this process) drained {n} at {:.0} msgs/s, {:.2} CPU-s per 10,000",
+            r.rate, r.cpu10k
+        );
+        noop.push(r);
+
+        let r = allim_drain(&client, &endpoint, &sqs_db, n, dir).await?;
+        println!(
+            "sqs round {round}: allim (its own process) drained {n} into inbox rows at {:.0} msgs/s, {:.2} CPU-s per 10,000, peak RSS {:.1} MB",
+            r.rate, r.cpu10k, r.rss
+        );
+        ours.push(r);
+
+        if let Some(peer_dir) = &peer_dir {
+            let r = node_drain(&client, &endpoint, peer_dir, &node_db, n, dir).await?;
+            println!(
+                "sqs round {round}: Node peer (sqs-consumer + mysql2, its own process) drained {n} at {:.0} msgs/s, {:.2} CPU-s per 10,000, peak RSS {:.1} MB",
+                r.rate, r.cpu10k, r.rss
+            );
+            node.push(r);
+        }
+    }
+    let median = |runs: &[Drain], f: fn(&Drain) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let spread = |runs: &[Drain], f: fn(&Drain) -> f64| {
+        let v: Vec<f64> = runs.iter().map(f).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    };
+    let noop_rate = median(&noop, |d| d.rate);
+    let allim_rate = median(&ours, |d| d.rate);
+    let allim_cpu10k = median(&ours, |d| d.cpu10k);
+    let allim_rss = spread(&ours, |d| d.rss).1;
+    let (cpu_lo, cpu_hi) = spread(&ours, |d| d.cpu10k);
+    println!(
+        "sqs: allim drained at {allim_rate:.0} msgs/s = {:.0}% of the no-op rate (target >= 85%), {allim_cpu10k:.2} CPU-s per 10,000 ({cpu_lo:.2}–{cpu_hi:.2}), peak RSS {allim_rss:.1} MB (target <= 20 MB); medians of {rounds} rounds",
+        100.0 * allim_rate / noop_rate
+    );
+    report(
+        "SQS → inbox drain vs a no-op consumer (receive + delete)",
+        format!(
+            "{:.0} % ({allim_rate:.0} vs {noop_rate:.0} msgs/s; medians of {rounds} rounds)",
+            100.0 * allim_rate / noop_rate
+        ),
+        "≥ 85 %",
+        Some(allim_rate >= 0.85 * noop_rate),
+    );
+    report(
+        "SQS drain: allim's peak RSS",
+        format!("{allim_rss:.1} MB (the highest of {rounds} rounds)"),
+        "≤ 20 MB",
+        Some(allim_rss <= 20.0),
+    );
+    if node.is_empty() {
+        report(
+            "SQS drain: CPU per 10,000 vs the Node consumer",
+            format!("{allim_cpu10k:.2} CPU-s (peer not run)"),
+            "≤ ⅒ of the peer's",
+            None,
+        );
+        return Ok(());
+    }
+    let node_rate = median(&node, |d| d.rate);
+    let node_cpu10k = median(&node, |d| d.cpu10k);
+    let node_rss = spread(&node, |d| d.rss).1;
+    let (node_lo, node_hi) = spread(&node, |d| d.cpu10k);
+    let share = allim_cpu10k / node_cpu10k;
+    println!(
+        "sqs: allim uses {share:.3} of the Node peer's CPU per message (target <= 0.1) at {:.1}x its rate; Node {node_cpu10k:.2} CPU-s per 10,000 ({node_lo:.2}–{node_hi:.2})",
+        allim_rate / node_rate
+    );
+    report(
+        "SQS drain: CPU per 10,000 vs the Node consumer",
+        format!(
+            "{share:.3} ({allim_cpu10k:.2} vs {node_cpu10k:.2} CPU-s, medians of {rounds} rounds: allim {cpu_lo:.2}–{cpu_hi:.2}, Node {node_lo:.2}–{node_hi:.2}; {allim_rss:.0} vs {node_rss:.0} MB peak RSS)"
+        ),
+        "≤ 0.1",
+        Some(share <= 0.1),
+    );
+    Ok(())
+}
+
+/// One consumer's drain of a full queue.
+struct Drain {
+    rate: f64,
+    /// CPU seconds per 10,000 messages.
+    cpu10k: f64,
+    /// Peak RSS, MB (0 for the in-process no-op consumer).
+    rss: f64,
+}
+
+/// A new queue of `n` notifications (its name starts with `prefix`).
+async fn filled_queue(client: &aws_sdk_sqs::Client, prefix: &str, n: usize) -> anyhow::Result<String> {
+    let name = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    let queue = client.create_queue().queue_name(name).send().await?.queue_url.unwrap();
+    fill(client, &queue, n).await?;
+    Ok(queue)
+}
+
+/// The no-op consumer: two pollers in this process that receive and delete, nothing else.
+async fn noop_drain(client: &aws_sdk_sqs::Client, n: usize) -> anyhow::Result<Drain> {
+    let queue = filled_queue(client, "noop", n).await?;
     let cpu = cpu_seconds();
     let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let (client, q, done) = (client.clone(), noop_queue.clone(), done.clone());
+        let (client, q, done) = (client.clone(), queue.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             while done.load(std::sync::atomic::Ordering::Relaxed) < n {
                 let out = client
@@ -1030,86 +1153,63 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     for t in tasks {
         t.await??;
     }
-    let noop_rate = n as f64 / started.elapsed().as_secs_f64();
-    let noop_cpu = cpu_seconds() - cpu;
-    println!(
-        "sqs: no-op consumer (receive + delete, 2 pollers, in this process) drained {n} at {noop_rate:.0} msgs/s, {:.2} CPU-s per 10,000",
-        noop_cpu * 10_000.0 / n as f64
-    );
+    Ok(Drain {
+        rate: n as f64 / started.elapsed().as_secs_f64(),
+        cpu10k: (cpu_seconds() - cpu) * 10_000.0 / n as f64,
+        rss: 0.0,
+    })
+}
 
-    // allim's own binary on the same server, production defaults: it starts with the queue full.
-    let aws_env = |queue: &str| {
-        vec![
-            ("AWS_ENDPOINT_URL_SQS", endpoint.clone()),
-            ("AWS_ENDPOINT_URL", endpoint.clone()),
-            ("AWS_REGION", "us-east-1".to_string()),
-            ("AWS_ACCESS_KEY_ID", "test".to_string()),
-            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-            ("QUEUE_URL", queue.to_string()),
-            ("ALLIM_SQS_QUEUE_URL", queue.to_string()),
-        ]
-    };
-    let allim_queue = queue(format!("allim-{}", uuid::Uuid::new_v4().simple())).await?;
-    fill(&client, &allim_queue, n).await?;
-    let sqs_db = server_db_url(db_url, dir, "sqs");
-    let mut env = aws_env(&allim_queue);
-    env.push(("DATABASE_URL", sqs_db.clone()));
-    // The tables exist before allim starts, so the rows there now (earlier scenarios' on
-    // MariaDB) are counted out before any arrive.
-    migrated(&sqs_db).await?;
-    let counter = Counter::open(&sqs_db, "inbox").await?;
+/// What a consumer process needs to reach the SQS server and its queue.
+fn aws_env(endpoint: &str, queue: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_SQS", endpoint.to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("QUEUE_URL", queue.to_string()),
+        ("ALLIM_SQS_QUEUE_URL", queue.to_string()),
+    ]
+}
+
+/// allim's own binary, production defaults, started with its queue full.
+async fn allim_drain(
+    client: &aws_sdk_sqs::Client,
+    endpoint: &str,
+    db: &str,
+    n: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<Drain> {
+    let queue = filled_queue(client, "allim", n).await?;
+    let mut env = aws_env(endpoint, &queue);
+    env.push(("DATABASE_URL", db.to_string()));
+    let counter = Counter::open(db, "inbox").await?;
     let started = Instant::now();
     let allim = Proc::allim("allim-sqs", &env, dir).await?;
-    let (allim_rate, allim_cpu, allim_rss) = drained(&allim, &counter, n, started).await?;
-    drop(allim);
-    let allim_cpu10k = allim_cpu * 10_000.0 / n as f64;
-    println!(
-        "sqs: allim (its own process) drained {n} into inbox rows at {allim_rate:.0} msgs/s = {:.0}% of the no-op rate (target >= 85%), {allim_cpu10k:.2} CPU-s per 10,000, peak RSS {allim_rss:.1} MB (target <= 20 MB)",
-        100.0 * allim_rate / noop_rate
-    );
-    report(
-        "SQS → inbox drain vs a no-op consumer (receive + delete)",
-        format!(
-            "{:.0} % ({allim_rate:.0} vs {noop_rate:.0} msgs/s)",
-            100.0 * allim_rate / noop_rate
-        ),
-        "≥ 85 %",
-        Some(allim_rate >= 0.85 * noop_rate),
-    );
-    report(
-        "SQS drain: allim's peak RSS",
-        format!("{allim_rss:.1} MB"),
-        "≤ 20 MB",
-        Some(allim_rss <= 20.0),
-    );
+    let (rate, cpu, rss) = drained(&allim, &counter, n, started).await?;
+    Ok(Drain {
+        rate,
+        cpu10k: cpu * 10_000.0 / n as f64,
+        rss,
+    })
+}
 
-    // The Node peer (sqs-consumer + mysql2) on the same server, when ALLIM_BENCH_NODE_PEER names
-    // its folder with node_modules installed; it writes to a MariaDB database of its own.
-    let Ok(peer_dir) = std::env::var("ALLIM_BENCH_NODE_PEER") else {
-        println!("sqs: ALLIM_BENCH_NODE_PEER is not set, so the Node peer was not run");
-        report(
-            "SQS drain: CPU per 10,000 vs the Node consumer",
-            format!("{allim_cpu10k:.2} CPU-s (peer not run)"),
-            "≤ ⅒ of the peer's",
-            None,
-        );
-        return Ok(());
-    };
-    let node_db =
-        std::env::var("ALLIM_BENCH_NODE_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/allim_bench_node".into());
-    recreate_mysql(&node_db).await?;
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::MySqlConnection::connect(&node_db).await?;
-        let schema = std::fs::read_to_string(std::path::Path::new(&peer_dir).join("schema.sql"))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
-    }
-    let node_queue = queue(format!("node-{}", uuid::Uuid::new_v4().simple())).await?;
-    fill(&client, &node_queue, n).await?;
-    let counter = Counter::open(&node_db, "notifications").await?;
+/// The Node peer (sqs-consumer + mysql2) in `peer_dir` (node_modules installed), writing to a
+/// MariaDB database of its own.
+async fn node_drain(
+    client: &aws_sdk_sqs::Client,
+    endpoint: &str,
+    peer_dir: &str,
+    node_db: &str,
+    n: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<Drain> {
+    let queue = filled_queue(client, "node", n).await?;
+    let counter = Counter::open(node_db, "notifications").await?;
     let mut cmd = std::process::Command::new("node");
-    cmd.arg("consumer.js").current_dir(&peer_dir).env("DB_URL", &node_db);
-    for (k, v) in aws_env(&node_queue) {
+    cmd.arg("consumer.js").current_dir(peer_dir).env("DB_URL", node_db);
+    for (k, v) in aws_env(endpoint, &queue) {
         cmd.env(k, v);
     }
     let log = std::fs::File::create(dir.join("node-peer.log"))?;
@@ -1123,26 +1223,12 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         child,
         url: String::new(),
     };
-    let (node_rate, node_cpu, node_rss) = drained(&node, &counter, n, started).await?;
-    drop(node);
-    let node_cpu10k = node_cpu * 10_000.0 / n as f64;
-    println!(
-        "sqs: Node peer (sqs-consumer + mysql2, its own process) drained {n} at {node_rate:.0} msgs/s, {node_cpu10k:.2} CPU-s per 10,000, peak RSS {node_rss:.1} MB"
-    );
-    let share = allim_cpu10k / node_cpu10k;
-    println!(
-        "sqs: allim uses {share:.3} of the Node peer's CPU per message (target <= 0.1) at {:.1}x its rate",
-        allim_rate / node_rate
-    );
-    report(
-        "SQS drain: CPU per 10,000 vs the Node consumer",
-        format!(
-            "{share:.3} ({allim_cpu10k:.2} vs {node_cpu10k:.2} CPU-s; {allim_rss:.0} vs {node_rss:.0} MB peak RSS)"
-        ),
-        "≤ 0.1",
-        Some(share <= 0.1),
-    );
-    Ok(())
+    let (rate, cpu, rss) = drained(&node, &counter, n, started).await?;
+    Ok(Drain {
+        rate,
+        cpu10k: cpu * 10_000.0 / n as f64,
+        rss,
+    })
 }
 
 /// Counts the rows added to one table of a database another process writes (the database
