@@ -19,6 +19,7 @@ mod email;
 mod fuzz;
 mod infra;
 mod lanes;
+mod native;
 mod rds;
 mod sns;
 mod sqs;
