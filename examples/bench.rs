@@ -270,6 +270,7 @@ async fn ingest(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         // Every round starts from empty tables on both sides, as the first does.
         empty_tables(&allim_db).await?;
         empty_tables(&raw.url).await?;
+        let perf = allim.perf(&format!("ingest-{backend}-{round}"))?;
         let (cpu, started) = (allim.cpu(), Instant::now());
         let mut tasks = Vec::new();
         for worker in 0..4 {
@@ -295,6 +296,9 @@ async fn ingest(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         }
         let elapsed = started.elapsed().as_secs_f64();
         let server_us = (allim.cpu() - cpu) * 1e6 / notifications;
+        if let Some(perf) = perf {
+            stop_perf(perf)?;
+        }
         let via_http = notifications / elapsed;
         let raw_rate = notifications / raw.round().await?;
         let ratio = 100.0 * via_http / raw_rate;
