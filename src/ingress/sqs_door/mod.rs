@@ -34,7 +34,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::accept::{Acceptor, Entry, Source, Validated};
 use crate::clock::Clock;
-use crate::contract::message_key;
+use crate::contract::{ContractError, message_key};
 use crate::telemetry::{SharedMetrics, mask};
 use wire::{Answer, Failed, Fault, Protocol, Request, SendEntry, Sent};
 
@@ -469,16 +469,14 @@ impl Door {
                 ));
             }
         }
-        let value: serde_json::Value = serde_json::from_str(body).map_err(|err| {
-            Fault::invalid(format!(
+        // One pass, as the HTTP batch reads its items (a body serde refuses is read again the slow
+        // way inside, so the error still names the field).
+        let mut v = self.acceptor.parse(body.as_bytes()).await.map_err(|err| match err {
+            ContractError::MalformedJson(err) => Fault::invalid(format!(
                 "MessageBody is not an allim notification: not valid JSON: {err}"
-            ))
+            )),
+            err => Fault::invalid(format!("MessageBody is not an allim notification: {err}")),
         })?;
-        let mut v = self
-            .acceptor
-            .parse_value(value)
-            .await
-            .map_err(|err| Fault::invalid(format!("MessageBody is not an allim notification: {err}")))?;
         if delay > 0 {
             let at = self.clock.now_ms() + delay * 1000;
             v.deliver_at_ms = Some(v.deliver_at_ms.map_or(at, |given| given.max(at)));
