@@ -2,9 +2,10 @@
  * memcpy and memmove for the image's static x86_64 musl build (build.rs links this object ahead
  * of musl's libc.a, so musl's own two are never pulled in; nothing else changes).
  *
- * Why: musl's x86_64 memcpy is `rep movsq` after a byte loop, and on the x86_64 machines
- * measured here (bench/README.md) that costs ~100 ns a call whatever the size: perf put 39 % of
- * the shipped binary's CPU on the HTTP batch path in it, against 11 % for glibc's memmove. Rust
+ * Why: musl's x86_64 memcpy is `rep movsq` after a byte loop, whose start-up costs the same at
+ * any size: ~12 ns a call in a tight loop (bench/memcpy.sh; this file's is ~6 up to 64 bytes),
+ * ~45 ns a call inside the server under load, where perf put 39 % of the shipped binary's CPU on
+ * the HTTP batch path in it, against 11 % for glibc's memmove (bench/README.md). Rust
  * moves every struct over ~128 bytes (futures, rows, request parts) with a call to memcpy, so
  * short copies are what matters. musl's aarch64 build (the default Graviton image) already
  * uses Arm's optimized-routines copy and is left alone.
@@ -99,7 +100,7 @@ static inline void copy_backward(unsigned char *d, const unsigned char *s, size_
     st(d + 48, h3);
 }
 
-/* From here on `rep movsb` beats the 64-byte loop (measured, bench/README.md). */
+/* From here on `rep movsb` beats the 64-byte loop (bench/README.md, 2026-12-05). */
 #define REP_MOVSB_FROM 2048
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n) {
