@@ -277,6 +277,23 @@ async fn the_door_refuses_as_sqs_does() {
     assert_eq!(code(&e), "InvalidParameterValue");
     assert!(e.message().unwrap().contains("content"), "{e:?}");
 
+    // A body that is not JSON at all is named as such.
+    let e = good
+        .send_message()
+        .queue_url(&url)
+        .message_body("{\"notificationType\": \"SMS\", ")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(code(&e), "InvalidParameterValue");
+    assert!(
+        e.message()
+            .unwrap()
+            .starts_with("MessageBody is not an allim notification: not valid JSON: "),
+        "{e:?}"
+    );
+
     // DelaySeconds out of range.
     let e = good
         .send_message()
