@@ -1199,7 +1199,13 @@ async fn allim_drain(
     let counter = Counter::open(db, "inbox").await?;
     let started = Instant::now();
     let allim = Proc::allim("allim-sqs", &env, dir).await?;
+    // With ALLIM_BENCH_PERF, the drain minus its first half second (perf attaching) is profiled,
+    // one file per round, named after the round's queue.
+    let perf = allim.perf(&format!("sqs-{}", queue.rsplit('/').next().unwrap_or("allim")))?;
     let (rate, cpu, rss) = drained(&allim, &counter, n, started).await?;
+    if let Some(perf) = perf {
+        stop_perf(perf)?;
+    }
     Ok(Drain {
         rate,
         cpu10k: cpu * 10_000.0 / n as f64,
