@@ -11,6 +11,10 @@
 //!   took 39 % of the binary's CPU on the HTTP batch path; `native/memcpy_x86_64.c` replaces
 //!   both for the `allim` binary through the linker's `--wrap`, so every call, musl's own
 //!   included, goes to it. aarch64 musl already has Arm's optimized copy and keeps it.
+//! - **aws-lc's heap on mimalloc.** Rust allocates through mimalloc in this build, but aws-lc
+//!   (RSA for every SNS message, TLS) went to musl's malloc, which mapped and unmapped a page at
+//!   a time: 10 % of the SNS webhook's CPU. `native/aws_lc_alloc.c` defines the four functions
+//!   aws-lc calls for its heap when they exist (weak symbols), on every musl target.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=native/memcpy_x86_64.c");
@@ -21,6 +25,14 @@ fn main() {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    println!("cargo:rerun-if-changed=native/aws_lc_alloc.c");
+    for object in cc::Build::new()
+        .file("native/aws_lc_alloc.c")
+        .opt_level(2)
+        .compile_intermediates()
+    {
+        println!("cargo:rustc-link-arg-bin=allim={}", object.display());
+    }
     if arch == "x86_64" {
         let objects = cc::Build::new()
             .file("native/memcpy_x86_64.c")
