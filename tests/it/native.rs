@@ -20,41 +20,50 @@ fn cc(args: &[&str]) {
     );
 }
 
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn memcpy_matches_a_byte_loop() {
+/// Compiles `native/<code>.c` to an object with `flags` (build.rs's), links it with its harness
+/// `native/<harness>.c`, runs that, and returns the number of checks it printed as `ok <n>`.
+fn run_harness(code: &str, flags: &[&str], harness: &str) -> u64 {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let object = dir.path().join("memcpy.o");
-    let program = dir.path().join("memcpy_test");
     let path = |p: &Path| p.to_str().unwrap().to_owned();
-    // The flags build.rs passes (cc's -O2, -ffreestanding, -fno-tree-loop-distribute-patterns).
+    let object = path(&dir.path().join(format!("{code}.o")));
+    let program = path(&dir.path().join(harness));
+    let source = path(&root.join(format!("native/{code}.c")));
+    let mut args = vec!["-O2"];
+    args.extend_from_slice(flags);
+    args.extend(["-c", &source, "-o", &object]);
+    cc(&args);
     cc(&[
         "-O2",
-        "-ffreestanding",
-        "-fno-tree-loop-distribute-patterns",
-        "-Dmemcpy=allim_memcpy",
-        "-Dmemmove=allim_memmove",
-        "-c",
-        &path(&root.join("native/memcpy_x86_64.c")),
+        &path(&root.join(format!("native/{harness}.c"))),
+        &object,
         "-o",
-        &path(&object),
-    ]);
-    cc(&[
-        "-O2",
-        &path(&root.join("native/memcpy_test.c")),
-        &path(&object),
-        "-o",
-        &path(&program),
+        &program,
     ]);
     let out = Command::new(&program).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "memcpy_test: {stdout}");
-    // Every length, offset and overlap the program walks: 445,056 comparisons.
-    let checks: u64 = stdout
+    assert!(out.status.success(), "{harness}: {stdout}");
+    stdout
         .strip_prefix("ok ")
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("memcpy_test printed {stdout:?}"));
+        .unwrap_or_else(|| panic!("{harness} printed {stdout:?}"))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn memcpy_matches_a_byte_loop() {
+    // The flags build.rs passes (cc's -O2, -ffreestanding, -fno-tree-loop-distribute-patterns).
+    let checks = run_harness(
+        "memcpy_x86_64",
+        &[
+            "-ffreestanding",
+            "-fno-tree-loop-distribute-patterns",
+            "-Dmemcpy=allim_memcpy",
+            "-Dmemmove=allim_memmove",
+        ],
+        "memcpy_test",
+    );
+    // Every length, offset and overlap the program walks: 445,056 comparisons.
     assert!(checks > 400_000, "memcpy_test ran only {checks} checks");
 }
 
@@ -62,31 +71,6 @@ fn memcpy_matches_a_byte_loop() {
 /// ensures), and a reallocation keeps the contents up to the smaller size.
 #[test]
 fn aws_lc_frees_zeroed_memory() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let object = dir.path().join("aws_lc_alloc.o");
-    let program = dir.path().join("aws_lc_alloc_test");
-    let path = |p: &Path| p.to_str().unwrap().to_owned();
-    cc(&[
-        "-O2",
-        "-c",
-        &path(&root.join("native/aws_lc_alloc.c")),
-        "-o",
-        &path(&object),
-    ]);
-    cc(&[
-        "-O2",
-        &path(&root.join("native/aws_lc_alloc_test.c")),
-        &path(&object),
-        "-o",
-        &path(&program),
-    ]);
-    let out = Command::new(&program).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "aws_lc_alloc_test: {stdout}");
-    let checks: u64 = stdout
-        .strip_prefix("ok ")
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("aws_lc_alloc_test printed {stdout:?}"));
+    let checks = run_harness("aws_lc_alloc", &[], "aws_lc_alloc_test");
     assert!(checks > 300, "aws_lc_alloc_test ran only {checks} sizes");
 }
