@@ -648,6 +648,9 @@ fn signed_sns_bodies(
         .decode(pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>())?;
     let key = RsaKeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("test key: {e}"))?;
     let started = Instant::now();
+    // Signed now, as SNS signs each message when it sends it: allim refuses a Timestamp over
+    // 14 days old as a replay (a fixed date here stopped the benchmark once it aged).
+    let ts = &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per = count.div_ceil(threads);
     let bodies = std::thread::scope(|s| {
@@ -663,7 +666,6 @@ fn signed_sns_bodies(
                                 "userId": format!("sns{}", i % 100), "title": "from sns"})
                             .to_string();
                             let id = uuid::Uuid::new_v4().to_string();
-                            let ts = "2026-11-22T00:00:00.000Z";
                             let to_sign = format!(
                                 "Message\n{message}\nMessageId\n{id}\nTimestamp\n{ts}\nTopicArn\n{topic}\nType\nNotification\n"
                             );
