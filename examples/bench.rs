@@ -264,8 +264,8 @@ async fn ingest(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let allim_db = server_db_url(db_url, dir, "ingest");
     for round in 1..=rounds {
         // Every round starts from empty tables on both sides, as the first does.
-        empty_tables(&allim_db).await?;
-        empty_tables(&raw.url).await?;
+        empty_tables(&allim_db, ALLIM_TABLES).await?;
+        empty_tables(&raw.url, ALLIM_TABLES).await?;
         let perf = allim.perf(&format!("ingest-{backend}-{round}"))?;
         let (cpu, started) = (allim.cpu(), Instant::now());
         let mut tasks = Vec::new();
@@ -329,19 +329,30 @@ async fn ingest(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes every delivery and inbox row (the only tables the ingest scenario writes).
-async fn empty_tables(url: &str) -> anyhow::Result<()> {
+/// The only tables allim writes for in-app notifications (the ingest and SQS scenarios).
+const ALLIM_TABLES: &[&str] = &["inbox", "deliveries"];
+
+/// Deletes every row of these tables.
+async fn empty_tables(url: &str, tables: &[&str]) -> anyhow::Result<()> {
     use sqlx::Connection;
+    let verb = if url.starts_with("sqlite") {
+        "DELETE FROM"
+    } else {
+        "TRUNCATE TABLE"
+    };
+    let sql = sqlx::AssertSqlSafe(
+        tables
+            .iter()
+            .map(|t| format!("{verb} {t}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
     if url.starts_with("sqlite") {
         let mut conn = sqlx::SqliteConnection::connect(url).await?;
-        sqlx::raw_sql("DELETE FROM inbox; DELETE FROM deliveries")
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
     } else {
         let mut conn = sqlx::MySqlConnection::connect(url).await?;
-        sqlx::raw_sql("TRUNCATE TABLE inbox; TRUNCATE TABLE deliveries")
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sql).execute(&mut conn).await?;
     }
     Ok(())
 }
@@ -996,42 +1007,28 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let peer_dir = std::env::var("ALLIM_BENCH_NODE_PEER").ok();
     let node_db =
         std::env::var("ALLIM_BENCH_NODE_DB").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/allim_bench_node".into());
-    if peer_dir.is_none() {
+    if let Some(peer_dir) = &peer_dir {
+        recreate_mysql(&node_db).await?;
+        use sqlx::Connection;
+        let mut conn = sqlx::MySqlConnection::connect(&node_db).await?;
+        let schema = std::fs::read_to_string(std::path::Path::new(peer_dir).join("schema.sql"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
+    } else {
         println!("sqs: ALLIM_BENCH_NODE_PEER is not set, so the Node peer is not run");
     }
-    // Each drain writes into an empty database of its own, created before the consumer starts.
-    // The drain is timed by counting rows every 20 ms; on the run's MariaDB database, which
-    // holds the earlier scenarios' ~400,000 inbox rows, each COUNT(*) took ~60 ms, so MariaDB
-    // spent most of a core counting while allim drained (and the Node peer's table was small).
-    let sqs_db = match db_url.rsplit_once('/') {
-        Some((server, db)) if db_url.starts_with("mysql") => format!("{server}/{db}_sqs"),
-        _ => server_db_url(db_url, dir, "sqs"),
+    // allim drains into a database of its own (as the raw INSERTs of `ingest` do), and both
+    // consumers' tables are emptied before each drain. The drain is timed by counting rows
+    // every 20 ms; in the run's MariaDB database, which holds the earlier scenarios' ~400,000
+    // inbox rows, each COUNT(*) took ~60 ms, so MariaDB spent most of a core counting while
+    // allim drained (and the Node peer's table was small).
+    let sqs_db = if db_url.starts_with("sqlite") {
+        server_db_url(db_url, dir, "sqs")
+    } else {
+        let url = format!("{db_url}_sqs");
+        recreate_mysql(&url).await?;
+        url
     };
-    let fresh_allim_db = || async {
-        if sqs_db.starts_with("mysql") {
-            recreate_mysql(&sqs_db).await?;
-        } else {
-            for suffix in ["", "-wal", "-shm"] {
-                let path = format!("{}{suffix}", sqs_db.trim_start_matches("sqlite://"));
-                match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                }
-            }
-        }
-        migrated(&sqs_db).await
-    };
-    let fresh_node_db = |peer_dir: String| {
-        let node_db = node_db.clone();
-        async move {
-            recreate_mysql(&node_db).await?;
-            use sqlx::Connection;
-            let mut conn = sqlx::MySqlConnection::connect(&node_db).await?;
-            let schema = std::fs::read_to_string(std::path::Path::new(&peer_dir).join("schema.sql"))?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
-            anyhow::Ok(())
-        }
-    };
+    migrated(&sqs_db).await?;
 
     // Rounds alternate the three consumers on the same server, each draining a queue of its
     // own filled with n notifications; figures are each consumer's median round (peak RSS: the
@@ -1045,7 +1042,7 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         );
         noop.push(r);
 
-        fresh_allim_db().await?;
+        empty_tables(&sqs_db, ALLIM_TABLES).await?;
         let r = allim_drain(&client, &endpoint, &sqs_db, n, dir).await?;
         println!(
             "sqs round {round}: allim (its own process) drained {n} into inbox rows at {:.0} msgs/s, {:.2} CPU-s per 10,000, peak RSS {:.1} MB",
@@ -1054,7 +1051,7 @@ async fn sqs(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         ours.push(r);
 
         if let Some(peer_dir) = &peer_dir {
-            fresh_node_db(peer_dir.clone()).await?;
+            empty_tables(&node_db, &["notifications"]).await?;
             let r = node_drain(&client, &endpoint, peer_dir, &node_db, n, dir).await?;
             println!(
                 "sqs round {round}: Node peer (sqs-consumer + mysql2, its own process) drained {n} at {:.0} msgs/s, {:.2} CPU-s per 10,000, peak RSS {:.1} MB",
