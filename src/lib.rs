@@ -161,10 +161,15 @@ impl ApplicationBuilder {
         };
         let metrics = Arc::new(Metrics::new());
         let wake = Wake::default();
-        // Group commit: one writer for SQLite (one connection anyway), a few for MySQL.
+        // Group commit: one writer for SQLite (one connection anyway), two for MySQL: one
+        // gathers while the other commits. More writers split the same requests into smaller
+        // groups: on the SNS benchmark (bench/README.md, 2026-12-06) four writers cost MariaDB
+        // 62-69 µs of CPU a request against 49-50 with two and 39-42 with one, and allim 68-76
+        // µs against 60-62 and 55-58; two kept the latency benchmark's p99 at 100/s as low as
+        // four (3.2-4.1 ms against 5.0-7.1 with one or four, MariaDB).
         let writers = match store.backend() {
             Backend::Sqlite => 1,
-            Backend::MySql => (config.db.db_max_connections as usize / 2).clamp(1, 4),
+            Backend::MySql => (config.db.db_max_connections as usize / 2).clamp(1, 2),
         };
         let http = config.http.client();
         let channel_settings = Arc::new(config.channels.clone());
