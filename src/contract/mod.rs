@@ -142,11 +142,7 @@ pub fn message_key(prefix: &str, id: &str) -> String {
 /// a secret of a kind (a push token).
 pub fn short_hash(s: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(s.as_bytes())[..16])
 }
 
 /// `deliverAt` as epoch milliseconds.

@@ -4,13 +4,9 @@ use md5::{Digest, Md5};
 
 use super::wire::{AttrValue, Attribute};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `MD5OfMessageBody`: the lowercase hex MD5 of the body's UTF-8 bytes.
 pub fn of_body(body: &str) -> String {
-    hex(&Md5::digest(body.as_bytes()))
+    hex::encode(Md5::digest(body.as_bytes()))
 }
 
 /// `MD5OfMessageAttributes` (or of system attributes): `None` when there are none. Names sorted
@@ -37,7 +33,7 @@ pub fn of_attributes(attributes: &[(String, Attribute)]) -> Option<String> {
             }
         }
     }
-    Some(hex(&md5.finalize()))
+    Some(hex::encode(md5.finalize()))
 }
 
 /// Appends `bytes` with its 4-byte big-endian length before it.

@@ -139,25 +139,28 @@ pub fn verify(
     let mut canonical_headers = String::new();
     for name in &names {
         let value = header(name).ok_or(SigV4Error::Mismatch)?;
-        canonical_headers.push_str(&format!("{name}:{value}\n"));
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&value);
+        canonical_headers.push('\n');
     }
     let canonical = format!(
         "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
         req.method,
         canonical_path(req.path),
         canonical_query(req.query.unwrap_or("")),
-        hex(&Sha256::digest(req.body)),
+        hex::encode(Sha256::digest(req.body)),
     );
     let scope = format!("{date}/{region}/sqs/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
+        hex::encode(Sha256::digest(canonical.as_bytes()))
     );
     let mut k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     for part in [region, "sqs", "aws4_request"] {
         k = hmac(&k, part.as_bytes());
     }
-    let expected = hex(&hmac(&k, to_sign.as_bytes()));
+    let expected = hex::encode(hmac(&k, to_sign.as_bytes()));
     // Constant-time comparison: the signature is a secret-derived value.
     if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into() {
         Ok(Signer {
@@ -173,10 +176,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A header value as signed: trimmed, runs of spaces made one.

@@ -498,10 +498,7 @@ pub fn identity_hash(w: &Watcher, item: &Value) -> String {
             .collect();
         serde_json::to_string(&values).expect("JSON values serialize")
     };
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The start of the window of length `every` that holds `now`, aligned in `tz` (a day starts at
