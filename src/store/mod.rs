@@ -16,6 +16,7 @@
 
 pub mod alarms;
 mod args;
+mod checkpoint;
 mod deliveries;
 mod devices;
 mod dispatch;
@@ -28,6 +29,7 @@ mod wake;
 pub mod watchers;
 
 pub use args::{DbArgs, redact_url};
+pub use checkpoint::CheckpointStats;
 pub use deliveries::{DeliveryRow, DeliverySearch, DeliveryStatus, NewDelivery, insert_deliveries, insert_inbox};
 pub use devices::DeviceRow;
 pub use dispatch::{AttemptRow, DeadLetterFilter, Finish};
@@ -193,6 +195,8 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// With IAM auth: what the token refresher needs.
     iam: Option<(rds::MySqlTarget, std::sync::Arc<dyn rds::TokenSource>)>,
+    /// SQLite on a file: the background checkpointer, kicked as transactions begin.
+    checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 /// A new time-ordered id.
@@ -222,6 +226,11 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
+                // Checkpoints on a connection of their own, off the commit path (see
+                // [`checkpoint`]); a commit checkpoints by itself only past the backstop.
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                let checkpointer = (!in_memory).then(|| checkpoint::Checkpointer::spawn(options.clone()));
+                let options = options.pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string());
                 // One connection: SQLite has one writer anyway, and a single connection avoids
                 // SQLITE_BUSY upgrades between concurrent transactions.
                 let pool = SqlitePoolOptions::new()
@@ -235,6 +244,7 @@ impl Store {
                 Ok(Store {
                     pool: Pool::Sqlite(pool),
                     iam: None,
+                    checkpointer,
                 })
             }
             Backend::MySql => {
@@ -266,6 +276,7 @@ impl Store {
                 Ok(Store {
                     pool: Pool::MySql(pool),
                     iam,
+                    checkpointer: None,
                 })
             }
         }
@@ -295,6 +306,9 @@ impl Store {
 
     /// Starts a transaction.
     pub async fn begin(&self) -> StoreResult<Tx> {
+        if let Some(c) = &self.checkpointer {
+            c.kick();
+        }
         Ok(match &self.pool {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Pool::MySql(p) => Tx::MySql(p.begin().await?),
@@ -342,6 +356,11 @@ impl Store {
         Ok(with_pool!(self, p => sqlx::query_scalar(sql).fetch_one(p).await)?)
     }
 
+    /// SQLite on a file: what the background checkpointer has done (see [`checkpoint`]).
+    pub fn checkpoints(&self) -> Option<tokio::sync::watch::Receiver<CheckpointStats>> {
+        self.checkpointer.as_ref().map(checkpoint::Checkpointer::stats)
+    }
+
     pub async fn close(&self) {
         with_pool!(self, p => p.close().await)
     }
@@ -362,6 +381,7 @@ impl Store {
         let store = Store {
             pool: Pool::Sqlite(pool),
             iam: None,
+            checkpointer: None,
         };
         store.migrate().await.expect("migrations apply");
         store

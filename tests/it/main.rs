@@ -22,6 +22,7 @@ mod lanes;
 mod native;
 mod rds;
 mod sns;
+mod sqlite_checkpoint;
 mod sqs;
 mod sqs_door;
 mod three_channels;
