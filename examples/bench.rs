@@ -612,18 +612,18 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     let ratio = ours.rate / theirs.rate;
     let p99 = ours.p99_ms / theirs.p99_ms;
     println!(
-        "sns: allim = {ratio:.1}x the peer's req/s (target >= 3x), p99 {p99:.2}x the peer's (target <= 0.5x), {:.2}x its server CPU per request",
+        "sns: allim = {ratio:.2}x the peer's req/s (target >= 3x), p99 {p99:.3}x the peer's (target <= 0.5x), {:.2}x its server CPU per request",
         ours.server_us / theirs.server_us
     );
     report(
         &format!("SNS webhook vs the Python verifier, req/s, {}", backend_of(db_url)),
-        format!("{ratio:.1}× ({:.0} vs {:.0} req/s)", ours.rate, theirs.rate),
+        format!("{ratio:.2}× ({:.0} vs {:.0} req/s)", ours.rate, theirs.rate),
         "≥ 3× (goal 5×)",
         Some(ratio >= 3.0),
     );
     report(
         &format!("SNS webhook vs the Python verifier, p99, {}", backend_of(db_url)),
-        format!("{p99:.2}× ({:.1} vs {:.1} ms)", ours.p99_ms, theirs.p99_ms),
+        format!("{p99:.3}× ({:.2} vs {:.2} ms)", ours.p99_ms, theirs.p99_ms),
         "≤ 0.5× (goal ⅓)",
         Some(p99 <= 0.5),
     );
