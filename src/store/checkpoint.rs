@@ -56,6 +56,8 @@ impl Checkpointer {
         let (report, stats) = watch::channel(CheckpointStats::default());
         tokio::spawn(async move {
             let mut conn = None;
+            // One warning per run of failures, not one per kick (up to 50 a second under load).
+            let mut failing = false;
             while kicks.recv().await.is_some() {
                 tokio::time::sleep(GATHER).await;
                 while kicks.try_recv().is_ok() {}
@@ -64,7 +66,9 @@ impl Checkpointer {
                         Ok(c) => conn = Some(c),
                         Err(e) => {
                             // Not fatal: commits then checkpoint by themselves past the backstop.
-                            tracing::warn!(error = %e, "SQLite checkpointer: cannot open its connection");
+                            if !std::mem::replace(&mut failing, true) {
+                                tracing::warn!(error = %e, "SQLite checkpointer: cannot open its connection");
+                            }
                             continue;
                         }
                     }
@@ -75,6 +79,7 @@ impl Checkpointer {
                     .await
                 {
                     Ok((_busy, log_pages, checkpointed_pages)) => {
+                        failing = false;
                         report.send_modify(|s| {
                             s.runs += 1;
                             s.log_pages = log_pages;
@@ -82,7 +87,9 @@ impl Checkpointer {
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "SQLite checkpointer: checkpoint failed");
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(error = %e, "SQLite checkpointer: checkpoint failed");
+                        }
                         conn = None;
                     }
                 }
