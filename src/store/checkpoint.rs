@@ -13,7 +13,7 @@
 //! +18–24 % req/s and p99 −20 % at the same CPU per request, binaries interleaved.
 //!
 //! Hand-written rather than a crate's: sqlx has no background checkpointer, and this is one
-//! statement on a timer.
+//! statement run after a kick.
 
 use std::time::Duration;
 
@@ -29,11 +29,9 @@ pub(crate) const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
 /// each with two syncs, under a steady stream of commits.
 const GATHER: Duration = Duration::from_millis(20);
 
-/// What the last checkpoint did (`PRAGMA wal_checkpoint`'s answer), and how many have run.
+/// What the last checkpoint did (`PRAGMA wal_checkpoint`'s answer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckpointStats {
-    /// Checkpoints run by the task so far.
-    pub runs: u64,
     /// Pages in the log when it last ran.
     pub log_pages: i64,
     /// Of those, pages copied into the database file (all of them unless a writer appended
@@ -55,42 +53,35 @@ impl Checkpointer {
         let (kick, mut kicks) = mpsc::channel::<()>(1);
         let (report, stats) = watch::channel(CheckpointStats::default());
         tokio::spawn(async move {
-            let mut conn = None;
+            let mut conn: Option<sqlx::SqliteConnection> = None;
             // One warning per run of failures, not one per kick (up to 50 a second under load).
             let mut failing = false;
             while kicks.recv().await.is_some() {
                 tokio::time::sleep(GATHER).await;
                 while kicks.try_recv().is_ok() {}
-                if conn.is_none() {
-                    match options.connect().await {
-                        Ok(c) => conn = Some(c),
-                        Err(e) => {
-                            // Not fatal: commits then checkpoint by themselves past the backstop.
-                            if !std::mem::replace(&mut failing, true) {
-                                tracing::warn!(error = %e, "SQLite checkpointer: cannot open its connection");
-                            }
-                            continue;
-                        }
-                    }
-                }
-                let Some(c) = conn.as_mut() else { continue };
-                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(c)
-                    .await
-                {
+                let checkpoint = async {
+                    let c = match &mut conn {
+                        Some(c) => c,
+                        None => conn.insert(options.connect().await?),
+                    };
+                    sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(c)
+                        .await
+                };
+                match checkpoint.await {
                     Ok((_busy, log_pages, checkpointed_pages)) => {
                         failing = false;
-                        report.send_modify(|s| {
-                            s.runs += 1;
-                            s.log_pages = log_pages;
-                            s.checkpointed_pages = checkpointed_pages;
+                        report.send_replace(CheckpointStats {
+                            log_pages,
+                            checkpointed_pages,
                         });
                     }
                     Err(e) => {
-                        if !std::mem::replace(&mut failing, true) {
-                            tracing::warn!(error = %e, "SQLite checkpointer: checkpoint failed");
-                        }
+                        // Not fatal: commits then checkpoint by themselves past the backstop.
                         conn = None;
+                        if !std::mem::replace(&mut failing, true) {
+                            tracing::warn!(error = %e, "SQLite checkpointer: cannot open its connection or checkpoint");
+                        }
                     }
                 }
             }
