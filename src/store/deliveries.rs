@@ -94,13 +94,39 @@ pub(super) const DELIVERY_COLUMNS: &str = "id, idempotency_key, notification_typ
 /// Rows per multi-row statement (well under both backends' placeholder limits).
 pub(super) const CHUNK: usize = 500;
 
+/// A multi-row INSERT's builder with room, before the first push, for `rows` rows of `columns`
+/// placeholders each and about `bytes` of bound values: without it the statement text and the
+/// argument buffer (a few hundred KB for 500 rows) grow by doubling, and each growth copies
+/// them (in the HTTP batch's profile, bench/README.md).
+fn rows_builder<DB>(head: &str, rows: usize, columns: usize, bytes: usize) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    use sqlx::Arguments;
+    // "(?, ?, …), " per row; `$123, ` per placeholder on backends that number them.
+    let mut sql = String::with_capacity(head.len() + 16 + rows * (4 + columns * 7));
+    sql.push_str(head);
+    let mut args = DB::Arguments::default();
+    args.reserve(rows * columns, bytes);
+    QueryBuilder::with_arguments(sql, args)
+}
+
 /// Inserts delivery rows, 500 per multi-row statement, inside the caller's transaction.
 pub async fn insert_deliveries<R: Borrow<NewDelivery>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         with_tx!(tx, conn => {
-            let mut q = QueryBuilder::new(
+            let bytes = chunk.iter().map(|r| {
+                let r: &NewDelivery = r.borrow();
+                r.id.len() + r.payload.len() + r.idempotency_key.as_ref().map_or(0, String::len)
+                    + r.notification_type.len() + r.last_error.as_ref().map_or(0, String::len) + 64
+            });
+            let mut q = rows_builder(
                 "INSERT INTO deliveries (id, idempotency_key, notification_type, source, payload, status, \
                  next_attempt_at, last_error, created_at, updated_at) ",
+                chunk.len(),
+                10,
+                bytes.sum(),
             );
             q.push_values(chunk.iter().map(Borrow::borrow), |mut b, r: &NewDelivery| {
                 b.push_bind(r.id.as_str())
@@ -124,8 +150,17 @@ pub async fn insert_deliveries<R: Borrow<NewDelivery>>(tx: &mut Tx, rows: &[R]) 
 pub async fn insert_inbox<R: Borrow<InboxRow>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         with_tx!(tx, conn => {
-            let mut q = QueryBuilder::new(
+            let bytes = chunk.iter().map(|r| {
+                let r: &InboxRow = r.borrow();
+                let len = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+                r.id.len() + r.delivery_id.len() + r.user_id.len() + r.title.len() + len(&r.category)
+                    + len(&r.body) + len(&r.link) + len(&r.data) + 48
+            });
+            let mut q = rows_builder(
                 "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at) ",
+                chunk.len(),
+                9,
+                bytes.sum(),
             );
             q.push_values(chunk.iter().map(Borrow::borrow), |mut b, r: &InboxRow| {
                 b.push_bind(r.id.as_str())
