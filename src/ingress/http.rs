@@ -205,7 +205,6 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         .with_label_values(&["http"])
         .inc_by(results.len() as u64);
     for (pos, outcome) in positions.into_iter().zip(outcomes) {
-        state.metrics.count_outcome("http", outcome.duplicate, false);
         if outcome.duplicate {
             duplicates += 1;
         } else {
@@ -216,6 +215,7 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         r.status = Some(outcome.status);
         r.duplicate = outcome.duplicate;
     }
+    state.metrics.count_outcomes("http", accepted as u64, duplicates as u64);
     Ok(Json(BatchResponse {
         accepted,
         duplicates,

@@ -212,6 +212,16 @@ impl Metrics {
         name
     }
 
+    /// Counts what the accept path made of a batch from `source`: one counter update per outcome
+    /// kind, not one label lookup per message (500 a batch).
+    pub fn count_outcomes(&self, source: &str, accepted: u64, duplicates: u64) {
+        for (count, counter) in [(accepted, &self.accepted), (duplicates, &self.duplicates)] {
+            if count > 0 {
+                counter.with_label_values(&[source]).inc_by(count);
+            }
+        }
+    }
+
     /// Per channel, what its lane reports since this process started: paused or not, sends
     /// answered and their mean latency (for the operator console's overview).
     pub fn lane_stats(&self) -> Vec<LaneStats> {

@@ -260,6 +260,15 @@ async fn batch_reports_each_item(db: Db) {
     let (_, b) = json(app.post("/v1/notifications/batch", &again).await).await;
     assert_eq!(b["duplicates"], 1);
     assert_eq!(b["results"][0]["id"], r[2]["id"]);
+    // Counted per item, though a batch updates each counter once.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "allim_messages_received_total{source=\"http\"} 6",
+        "allim_messages_accepted_total{source=\"http\"} 3",
+        "allim_messages_duplicate_total{source=\"http\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 
     for (bad, message) in [
         (json!({"notifications": []}), "must not be empty"),
