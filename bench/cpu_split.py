@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Where the two cores go during the `ingest` or `sns` scenario on MariaDB (bench/README.md,
+"What bounds the targets that do not hold").
+
+Usage: bench/cpu_split.py [ingest|sns]   (after bench/run.sh has built the binaries; for `sns`,
+ALLIM_BENCH_PYTHON_SNS as bench/run.sh sets it, e.g. target/bench-peers/python-sns/bin/python)
+
+Runs `target/release/examples/bench <scenario>` against mysql://root@127.0.0.1:3306/allim_bench
+(recreate it first) and reads, every 50 ms from /proc, the CPU of mariadbd, of the allim server
+process, of the Python peer (sns), of the bench process (the load generator; in `ingest` also the
+raw INSERTs' client) and the machine's idle time. Samples where allim is busy are its part; the
+others are the baseline's (the raw INSERTs, or the Python peer). Prints cores used per part,
+then the scenario's own lines. Set ALLIM_BENCH_BIN to the musl build to measure the image's
+binary.
+"""
+import os
+import subprocess
+import sys
+import time
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def pids(pattern):
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if int(p) != os.getpid()]
+
+
+def cpu_seconds(pid_list):
+    total = 0.0
+    for pid in pid_list:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / HZ
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def idle_and_total():
+    values = list(map(int, open("/proc/stat").readline().split()[1:]))
+    return (values[3] + values[4]) / HZ, sum(values) / HZ
+
+
+def main():
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "ingest"
+    env = dict(os.environ, DATABASE_URL="mysql://root@127.0.0.1:3306/allim_bench")
+    log_path = f"/tmp/cpu_split-{scenario}.log"
+    log = open(log_path, "w")
+    bench = subprocess.Popen(
+        ["target/release/examples/bench", scenario], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    mariadbd = pids("mariadbd")
+    previous, deltas = None, []
+    while bench.poll() is None:
+        # Each process is looked up again: the scenario starts and stops them.
+        sample = (
+            time.time(),
+            cpu_seconds(mariadbd),
+            cpu_seconds(pids("allim serve")),
+            cpu_seconds(pids("uvicorn app:app")),
+            cpu_seconds([bench.pid]),
+            *idle_and_total(),
+        )
+        if previous:
+            deltas.append([a - b for a, b in zip(sample, previous)])
+        previous = sample
+        time.sleep(0.05)
+    baseline = "raw INSERTs" if scenario == "ingest" else "Python peer"
+    parts = {"allim": [0.0] * 7, baseline: [0.0] * 7}
+    for d in deltas:
+        dt, db, server, peer, client = d[:5]
+        # A process that started or stopped within a sample shows as a negative or huge delta.
+        if min(db, server, peer, client) < 0:
+            continue
+        if server / dt > 0.1:
+            name = "allim"
+        elif (db if scenario == "ingest" else peer) / dt > 0.3:
+            name = baseline
+        else:
+            continue
+        parts[name] = [a + b for a, b in zip(parts[name], d)]
+    cores = os.cpu_count()
+    for name, (dt, db, server, peer, client, idle, total) in parts.items():
+        if dt:
+            print(
+                f"{name}: {dt:.1f} s; cores used: mariadbd {db / dt:.2f}, allim {server / dt:.2f}, "
+                f"python peer {peer / dt:.2f}, bench {client / dt:.2f}; idle {cores * idle / total:.2f} of {cores}"
+            )
+    log.close()
+    print(open(log_path).read())
+
+
+if __name__ == "__main__":
+    main()
