@@ -104,8 +104,8 @@ where
     DB::Arguments: sqlx::IntoArguments<DB>,
 {
     use sqlx::Arguments;
-    // "(?, ?, …), " per row; `$123, ` per placeholder on backends that number them.
-    let mut sql = String::with_capacity(head.len() + 16 + rows * (4 + columns * 7));
+    // "VALUES " and "(?, ?, …), " per row: both backends write `?` placeholders.
+    let mut sql = String::with_capacity(head.len() + 8 + rows * (4 + columns * 3));
     sql.push_str(head);
     let mut args = DB::Arguments::default();
     args.reserve(rows * columns, bytes);
