@@ -112,14 +112,22 @@ where
     QueryBuilder::with_arguments(sql, args)
 }
 
+/// A row's bound bytes beyond its texts: the integers, the short fixed strings (source,
+/// status) and each value's length prefix.
+const ROW_OVERHEAD: usize = 64;
+
+/// The length of an optional text value (0 when absent).
+fn text_len(v: &Option<String>) -> usize {
+    v.as_deref().map_or(0, str::len)
+}
+
 /// Inserts delivery rows, 500 per multi-row statement, inside the caller's transaction.
 pub async fn insert_deliveries<R: Borrow<NewDelivery>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         with_tx!(tx, conn => {
-            let bytes = chunk.iter().map(|r| {
-                let r: &NewDelivery = r.borrow();
-                r.id.len() + r.payload.len() + r.idempotency_key.as_ref().map_or(0, String::len)
-                    + r.notification_type.len() + r.last_error.as_ref().map_or(0, String::len) + 64
+            let bytes = chunk.iter().map(Borrow::borrow).map(|r: &NewDelivery| {
+                r.id.len() + text_len(&r.idempotency_key) + r.notification_type.len() + r.payload.len()
+                    + text_len(&r.last_error) + ROW_OVERHEAD
             });
             let mut q = rows_builder(
                 "INSERT INTO deliveries (id, idempotency_key, notification_type, source, payload, status, \
@@ -150,11 +158,9 @@ pub async fn insert_deliveries<R: Borrow<NewDelivery>>(tx: &mut Tx, rows: &[R]) 
 pub async fn insert_inbox<R: Borrow<InboxRow>>(tx: &mut Tx, rows: &[R]) -> StoreResult<()> {
     for chunk in rows.chunks(CHUNK) {
         with_tx!(tx, conn => {
-            let bytes = chunk.iter().map(|r| {
-                let r: &InboxRow = r.borrow();
-                let len = |v: &Option<String>| v.as_ref().map_or(0, String::len);
-                r.id.len() + r.delivery_id.len() + r.user_id.len() + r.title.len() + len(&r.category)
-                    + len(&r.body) + len(&r.link) + len(&r.data) + 48
+            let bytes = chunk.iter().map(Borrow::borrow).map(|r: &InboxRow| {
+                r.id.len() + r.delivery_id.len() + r.user_id.len() + text_len(&r.category) + r.title.len()
+                    + text_len(&r.body) + text_len(&r.link) + text_len(&r.data) + ROW_OVERHEAD
             });
             let mut q = rows_builder(
                 "INSERT INTO inbox (id, delivery_id, user_id, category, title, body, link, data, created_at) ",
