@@ -497,7 +497,9 @@ impl RawInserts {
             use std::str::FromStr;
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url)?
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                // As allim's writer: statement journals in memory (src/store/mod.rs).
+                .pragma("temp_store", "memory");
             run!(sqlx::SqliteConnection::connect_with(&options).await?, 1)
         } else {
             run!(sqlx::MySqlConnection::connect(&self.url).await?, 4)

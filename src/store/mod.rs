@@ -230,7 +230,18 @@ impl Store {
                 // [`checkpoint`]); a commit checkpoints by itself only past the backstop.
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let checkpointer = (!in_memory).then(|| checkpoint::Checkpointer::spawn(options.clone()));
-                let options = options.pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string());
+                let options = options
+                    .pragma("wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_PAGES.to_string())
+                    // A multi-row INSERT inside a transaction keeps a statement journal (the
+                    // pages it changes, to undo just that statement if it fails). SQLite keeps
+                    // it in memory up to 64 KB and then writes it to a temporary file; a group
+                    // commit's INSERTs passed that, and those writes were 11 % of allim's CPU
+                    // in the SNS profile (bench/README.md, 2026-12-06 night). With temp_store
+                    // in memory the journal stays in memory: at most the pages one statement
+                    // changes (a 500-row batch; +3 MB peak RSS under the batch benchmark),
+                    // freed when the statement ends. Sorts are held in memory too; every
+                    // ORDER BY allim runs is under a LIMIT or over one claimed batch.
+                    .pragma("temp_store", "memory");
                 // One connection: SQLite has one writer anyway, and a single connection avoids
                 // SQLITE_BUSY upgrades between concurrent transactions.
                 let pool = SqlitePoolOptions::new()

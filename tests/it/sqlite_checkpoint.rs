@@ -67,3 +67,15 @@ async fn the_checkpointer_copies_every_committed_page_off_the_commit_path() {
         .unwrap();
     assert_eq!(copied, 300);
 }
+
+/// A group commit's multi-row INSERTs keep their statement journal in memory rather than in a
+/// temporary file (those writes were 11 % of allim's CPU in the SNS profile; bench/README.md).
+#[tokio::test]
+async fn statement_journals_stay_in_memory() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let config = allim::config::Config::for_tests(db.url.clone());
+    let store = Store::connect(&config.db).await.unwrap();
+    // 2 = MEMORY (0 = the build's default, which spills past 64 KB to a file).
+    let temp_store: i64 = store.scalar("PRAGMA temp_store").await.unwrap();
+    assert_eq!(temp_store, 2);
+}
