@@ -15,6 +15,9 @@
 //!   (RSA for every SNS message, TLS) went to musl's malloc, which mapped and unmapped a page at
 //!   a time: 10 % of the SNS webhook's CPU. `native/aws_lc_alloc.c` defines the four functions
 //!   aws-lc calls for its heap when they exist (weak symbols), on every musl target.
+//! - **SQLite's heap on mimalloc.** The same for the bundled SQLite, whose in-memory statement
+//!   journals (temp_store=MEMORY) made musl's malloc map and unmap ~30,000 pages over the SNS
+//!   scenario: `native/sqlite_alloc.c` sets SQLITE_CONFIG_MALLOC before main, on every musl target.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=native/memcpy_x86_64.c");
@@ -26,8 +29,10 @@ fn main() {
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     println!("cargo:rerun-if-changed=native/aws_lc_alloc.c");
+    println!("cargo:rerun-if-changed=native/sqlite_alloc.c");
     for object in cc::Build::new()
         .file("native/aws_lc_alloc.c")
+        .file("native/sqlite_alloc.c")
         .opt_level(2)
         .compile_intermediates()
     {

@@ -1,8 +1,10 @@
 //! The C that build.rs links into the static musl binary (the image's), checked here in the
 //! ordinary (glibc) test build: `native/memcpy_x86_64.c`, the memcpy and memmove of the x86_64
 //! build, against a byte loop (`native/memcpy_test.c`, compiled with build.rs's flags and the
-//! functions renamed); and `native/aws_lc_alloc.c`, aws-lc's heap on mimalloc, against aws-lc's
-//! contract (`native/aws_lc_alloc_test.c`, mimalloc stood in for by glibc's malloc).
+//! functions renamed); `native/aws_lc_alloc.c`, aws-lc's heap on mimalloc, against aws-lc's
+//! contract (`native/aws_lc_alloc_test.c`, mimalloc stood in for by glibc's malloc); and
+//! `native/sqlite_alloc.c`, SQLite's heap on mimalloc (`native/sqlite_alloc_test.c`, the same
+//! stand-ins and one for `sqlite3_config`).
 
 use std::path::Path;
 use std::process::Command;
@@ -73,4 +75,12 @@ fn memcpy_matches_a_byte_loop() {
 fn aws_lc_frees_zeroed_memory() {
     let checks = run_harness("aws_lc_alloc", &[], "aws_lc_alloc_test");
     assert!(checks > 300, "aws_lc_alloc_test ran only {checks} sizes");
+}
+
+/// SQLite's heap is set once, before main, to methods that give aligned blocks of at least the
+/// size asked (what `xSize` and `xRoundup` report), keep the contents on reallocation and free.
+#[test]
+fn sqlite_heap_methods() {
+    let checks = run_harness("sqlite_alloc", &[], "sqlite_alloc_test");
+    assert!(checks > 600, "sqlite_alloc_test ran only {checks} sizes");
 }
