@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Where the two cores go during the `ingest` or `sns` scenario on MariaDB (bench/README.md,
-"What bounds the targets that do not hold").
+"""Where the two cores go during the `ingest` or `sns` scenario (bench/README.md, "What bounds
+the targets that do not hold").
 
-Usage: bench/cpu_split.py [ingest|sns]   (after bench/run.sh has built the binaries; for `sns`,
-ALLIM_BENCH_PYTHON_SNS as bench/run.sh sets it, e.g. target/bench-peers/python-sns/bin/python)
+Usage: bench/cpu_split.py [ingest|sns] [mariadb|sqlite]   (after bench/run.sh has built the
+binaries; for `sns`, ALLIM_BENCH_PYTHON_SNS as bench/run.sh sets it, e.g.
+target/bench-peers/python-sns/bin/python)
 
 Runs `target/release/examples/bench <scenario>` against mysql://root@127.0.0.1:3306/allim_bench
-(recreate it first) and reads, every 50 ms from /proc, the CPU of mariadbd, of the allim server
+(recreate it first), or with `sqlite` on the benchmark's own SQLite file, and reads, every 50 ms from /proc, the CPU of mariadbd, of the allim server
 process, of the Python peer (sns), of the bench process (the load generator; in `ingest` also the
 raw INSERTs' client) and the machine's idle time. Samples where allim is busy are its part; the
 others are the baseline's (the raw INSERTs, or the Python peer). Prints cores used per part,
@@ -44,7 +45,13 @@ def idle_and_total():
 
 def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "ingest"
+    backend = sys.argv[2] if len(sys.argv) > 2 else "mariadb"
+    if backend not in ("mariadb", "sqlite"):
+        sys.exit(f"cpu_split.py: unknown backend {backend!r}: mariadb or sqlite")
     env = dict(os.environ, DATABASE_URL="mysql://root@127.0.0.1:3306/allim_bench")
+    if backend == "sqlite":
+        # Without DATABASE_URL the benchmark uses an SQLite file of its own.
+        del env["DATABASE_URL"]
     log_path = f"/tmp/cpu_split-{scenario}.log"
     log = open(log_path, "w")
     bench = subprocess.Popen(
@@ -75,7 +82,9 @@ def main():
             continue
         if server / dt > 0.1:
             name = "allim"
-        elif (db if scenario == "ingest" else peer) / dt > 0.3:
+        # The baseline's busy process: MariaDB under the raw INSERTs (on SQLite they run in the
+        # bench process itself), or the Python peer.
+        elif {"ingest": db if backend == "mariadb" else client, "sns": peer}.get(scenario, peer) / dt > 0.3:
             name = baseline
         else:
             continue
