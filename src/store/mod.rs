@@ -240,7 +240,9 @@ impl Store {
                     // in memory the journal stays in memory: at most the pages one statement
                     // changes (a 500-row batch; +3 MB peak RSS under the batch benchmark),
                     // freed when the statement ends. Sorts are held in memory too; every
-                    // ORDER BY allim runs is under a LIMIT or over one claimed batch.
+                    // ORDER BY allim runs is under a LIMIT or over one claimed batch. The
+                    // journal's chunks are allocated and freed by every commit: the musl build
+                    // gives SQLite mimalloc for that (native/sqlite_alloc.c).
                     .pragma("temp_store", "memory");
                 // One connection: SQLite has one writer anyway, and a single connection avoids
                 // SQLITE_BUSY upgrades between concurrent transactions.
