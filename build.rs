@@ -30,6 +30,7 @@ fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     println!("cargo:rerun-if-changed=native/aws_lc_alloc.c");
     println!("cargo:rerun-if-changed=native/sqlite_alloc.c");
+    println!("cargo:rerun-if-changed=native/sqlite_mem_methods.h");
     for object in cc::Build::new()
         .file("native/aws_lc_alloc.c")
         .file("native/sqlite_alloc.c")

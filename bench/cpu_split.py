@@ -52,7 +52,7 @@ def main():
     if backend == "sqlite":
         # Without DATABASE_URL the benchmark uses an SQLite file of its own.
         del env["DATABASE_URL"]
-    log_path = f"/tmp/cpu_split-{scenario}.log"
+    log_path = f"/tmp/cpu_split-{scenario}-{backend}.log"
     log = open(log_path, "w")
     bench = subprocess.Popen(
         ["target/release/examples/bench", scenario], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -74,6 +74,9 @@ def main():
         previous = sample
         time.sleep(0.05)
     baseline = "raw INSERTs" if scenario == "ingest" else "Python peer"
+    # The column of the baseline's busy process: MariaDB under the raw INSERTs (on SQLite they
+    # run in the bench process itself), or the Python peer.
+    busy = (1 if backend == "mariadb" else 4) if scenario == "ingest" else 3
     parts = {"allim": [0.0] * 7, baseline: [0.0] * 7}
     for d in deltas:
         dt, db, server, peer, client = d[:5]
@@ -82,9 +85,7 @@ def main():
             continue
         if server / dt > 0.1:
             name = "allim"
-        # The baseline's busy process: MariaDB under the raw INSERTs (on SQLite they run in the
-        # bench process itself), or the Python peer.
-        elif {"ingest": db if backend == "mariadb" else client, "sns": peer}.get(scenario, peer) / dt > 0.3:
+        elif d[busy] / dt > 0.3:
             name = baseline
         else:
             continue

@@ -13,32 +13,18 @@
  *
  * How: SQLITE_CONFIG_MALLOC, set by a constructor before main, so before sqlx opens the first
  * connection (sqlite3_config must precede sqlite3_initialize; it returns SQLITE_MISUSE after,
- * and SQLite then keeps its default: slower, never wrong). The struct is SQLite's
- * sqlite3_mem_methods, whose layout is part of SQLite's stable C interface; it is declared here
- * because sqlx's libsqlite3-sys does not export its header's path to this crate's build script.
- * mimalloc's blocks are 16-byte aligned (SQLite needs 8) and mi_usable_size is their size.
+ * and SQLite then keeps its default: slower, never wrong), with SQLite's sqlite3_mem_methods
+ * (native/sqlite_mem_methods.h). mimalloc's blocks are 16-byte aligned (SQLite needs 8) and mi_usable_size is their size.
  * native/sqlite_alloc_test.c checks the methods (test `native::sqlite_heap_methods`).
  */
 #include <stddef.h>
+
+#include "sqlite_mem_methods.h"
 
 void *mi_malloc(size_t size);
 void *mi_realloc(void *ptr, size_t size);
 void mi_free(void *ptr);
 size_t mi_usable_size(const void *ptr);
-
-typedef struct sqlite3_mem_methods {
-    void *(*xMalloc)(int);
-    void (*xFree)(void *);
-    void *(*xRealloc)(void *, int);
-    int (*xSize)(void *);
-    int (*xRoundup)(int);
-    int (*xInit)(void *);
-    void (*xShutdown)(void *);
-    void *pAppData;
-} sqlite3_mem_methods;
-
-int sqlite3_config(int op, ...);
-#define SQLITE_CONFIG_MALLOC 4
 
 /* SQLite never asks for a negative size; 0 gets a valid block, as from malloc. */
 static void *heap_malloc(int n) { return mi_malloc(n > 0 ? (size_t)n : 0); }

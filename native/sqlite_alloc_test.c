@@ -10,16 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct sqlite3_mem_methods {
-    void *(*xMalloc)(int);
-    void (*xFree)(void *);
-    void *(*xRealloc)(void *, int);
-    int (*xSize)(void *);
-    int (*xRoundup)(int);
-    int (*xInit)(void *);
-    void (*xShutdown)(void *);
-    void *pAppData;
-} sqlite3_mem_methods;
+#include "sqlite_mem_methods.h"
+
 
 static int configured, last_op, in_main;
 static const sqlite3_mem_methods *given;
