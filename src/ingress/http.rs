@@ -169,7 +169,15 @@ pub async fn send_batch(State(state): State<AppState>, RawBody(body): RawBody) -
         let parsed = match item {
             Item::Raw(raw) => state.acceptor.parse(raw.get().as_bytes()).await,
             Item::Value(value) => state.acceptor.parse_value(value).await,
-        };
+        }
+        .map_err(|e| match e {
+            // The item, not the request body, is what must be an object here.
+            ContractError::NotAnObject => ContractError::field(
+                format!("notifications[{index}]"),
+                "must be a JSON object (one notification)",
+            ),
+            e => e,
+        });
         match parsed {
             Ok(v) => {
                 positions.push(index);

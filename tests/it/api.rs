@@ -237,17 +237,32 @@ async fn batch_reports_each_item(db: Db) {
         dup.clone(),
         dup,
         {"notificationType": "SMS", "to": ["010-1234-5678"], "content": "안녕하세요"},
+        "not a notification",
     ]});
     let (s, b) = json(app.post("/v1/notifications/batch", &body).await).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         (b["accepted"].as_u64(), b["duplicates"].as_u64(), b["invalid"].as_u64()),
-        (Some(3), Some(1), Some(1)),
+        (Some(3), Some(1), Some(2)),
         "{b}"
     );
     let r = b["results"].as_array().unwrap();
-    assert_eq!(r.len(), 5);
+    assert_eq!(r.len(), 6);
     assert_eq!(r[1]["error"]["field"], "title");
+    // An item that is not an object is named by its place in the batch, not called the body.
+    assert_eq!(
+        (
+            r[5]["error"]["error"].as_str(),
+            r[5]["error"]["field"].as_str(),
+            r[5]["error"]["message"].as_str()
+        ),
+        (
+            Some("validation"),
+            Some("notifications[5]"),
+            Some("must be a JSON object (one notification)")
+        ),
+        "{b}"
+    );
     assert!(r[1].get("id").is_none());
     assert_eq!(r[2]["id"], r[3]["id"]);
     assert_eq!(r[3]["duplicate"], true);
@@ -263,7 +278,7 @@ async fn batch_reports_each_item(db: Db) {
     // Counted per item, though a batch updates each counter once.
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for line in [
-        "allim_messages_received_total{source=\"http\"} 6",
+        "allim_messages_received_total{source=\"http\"} 7",
         "allim_messages_accepted_total{source=\"http\"} 3",
         "allim_messages_duplicate_total{source=\"http\"} 2",
     ] {
