@@ -124,6 +124,20 @@ const GROUP_MAX: usize = 500;
 struct Planned {
     delivery: NewDelivery,
     inbox: Option<InboxRow>,
+    /// The notification type, when the delivery is for a channel and due now: its lane is
+    /// woken after the commit.
+    due: Option<&'static str>,
+}
+
+/// The notification types of the deliveries a commit made due now (each once).
+fn due_kinds(planned: &[Planned]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for kind in planned.iter().filter_map(|p| p.due) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
 }
 
 impl Acceptor {
@@ -278,33 +292,37 @@ impl Acceptor {
                 let known = self.store.find_by_keys(&keys).await?;
                 match self.plan_and_commit(source, &entries, now, known).await {
                     Ok(done) => Ok(done),
-                    Err(e) if e.is_unique_violation() || !e.is_outage() => {
-                        self.accept_each(source, &entries, now).await.map(|o| (o, true))
-                    }
+                    Err(e) if e.is_unique_violation() || !e.is_outage() => self
+                        .accept_each(source, &entries, now)
+                        .await
+                        .map(|o| (o, entry_kinds(&entries))),
                     Err(e) => Err(e.into()),
                 }
             }
             // A row the database refuses: one by one, so that the refused row is stored as
             // rejected alone and the others as they are.
-            Err(e) if !e.is_outage() => self.accept_each(source, &entries, now).await.map(|o| (o, true)),
+            Err(e) if !e.is_outage() => self
+                .accept_each(source, &entries, now)
+                .await
+                .map(|o| (o, entry_kinds(&entries))),
             Err(e) => Err(e.into()),
         };
-        let (outcomes, due_now) = result?;
-        if due_now {
-            self.wake.raise();
+        let (outcomes, due) = result?;
+        if !due.is_empty() {
+            self.wake.raise_for(due);
         }
         Ok(outcomes)
     }
 
     /// Plans the rows of every entry whose key is not in `known` (nor earlier in the batch) and
-    /// commits them in one transaction: the outcomes, and whether a delivery is due now.
+    /// commits them in one transaction: the outcomes, and the types of the deliveries due now.
     async fn plan_and_commit(
         &self,
         source: Source,
         entries: &[Entry],
         now: i64,
         mut known: HashMap<String, (String, DeliveryStatus)>,
-    ) -> Result<(Vec<Outcome>, bool), StoreError> {
+    ) -> Result<(Vec<Outcome>, Vec<&'static str>), StoreError> {
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut planned = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -330,13 +348,10 @@ impl Acceptor {
             planned.push(plan);
         }
         if planned.is_empty() {
-            return Ok((outcomes, false));
+            return Ok((outcomes, Vec::new()));
         }
-        let due_now = planned
-            .iter()
-            .any(|p| p.delivery.status == DeliveryStatus::Pending && p.delivery.next_attempt_at <= Some(now));
         self.commit(&planned).await?;
-        Ok((outcomes, due_now))
+        Ok((outcomes, due_kinds(&planned)))
     }
 
     /// Writes the planned rows in one transaction.
@@ -435,6 +450,7 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                 now,
             },
             inbox: None,
+            due: None,
         },
         Entry::Valid(v) => {
             let due = v.deliver_at_ms.is_none_or(|t| t <= now);
@@ -463,9 +479,27 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                     now,
                 },
                 inbox,
+                due: (status == DeliveryStatus::Pending && next_attempt_at <= Some(now))
+                    .then(|| v.notification.kind().as_str()),
             }
         }
     }
+}
+
+/// The types of a batch's valid entries: the lanes to wake after the one-by-one slow path
+/// (which does not report which of them it stored as due; waking a lane with nothing new costs
+/// one empty claim).
+fn entry_kinds(entries: &[Entry]) -> Vec<&'static str> {
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for e in entries {
+        if let Entry::Valid(v) = e {
+            let kind = v.notification.kind().as_str();
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    kinds
 }
 
 /// The pending delivery row for a notification that goes through a channel (not in-app),
@@ -481,4 +515,64 @@ fn sniff_type(raw: &str) -> String {
         .and_then(|v| v.get("notificationType")?.as_str().and_then(NotificationType::parse))
         .map_or("UNKNOWN", NotificationType::as_str)
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(json: &str) -> Entry {
+        Entry::Valid(parse_notification(json.as_bytes()).expect("a valid notification"))
+    }
+
+    /// A commit wakes the lanes of the deliveries it made due now, and no other: an idle lane
+    /// woken for nothing runs an empty claiming transaction.
+    #[tokio::test]
+    async fn a_commit_wakes_only_the_lanes_with_something_due() {
+        let clock = Clock::manual(1_800_000_000_000);
+        let wake = Wake::default();
+        let mut lanes: Vec<_> = ["SMS", "SLACK", "PUSH", "APP_NOTIFICATION"]
+            .into_iter()
+            .map(|k| (k, wake.subscribe(k)))
+            .collect();
+        let acceptor = Acceptor::new(
+            Store::memory().await,
+            wake,
+            Arc::new(crate::settings::defaults::<ChannelArgs>()),
+            clock,
+        );
+        fn woken(lanes: &mut [(&'static str, tokio::sync::watch::Receiver<u64>)]) -> Vec<&'static str> {
+            lanes
+                .iter_mut()
+                .filter_map(|(k, rx)| {
+                    let changed = rx.has_changed().unwrap();
+                    rx.mark_unchanged();
+                    changed.then_some(*k)
+                })
+                .collect()
+        }
+
+        // Slack due now, SMS scheduled for later (its lane finds it by its interval), in-app
+        // due now (written to the inbox at once, no lane).
+        let entries = vec![
+            valid(r#"{"notificationType":"SLACK","text":"now"}"#),
+            valid(
+                r#"{"notificationType":"SMS","to":["01012345678"],"content":"later","deliverAt":"2030-01-01T00:00:00Z"}"#,
+            ),
+            valid(r#"{"notificationType":"APP_NOTIFICATION","userId":"1","title":"now"}"#),
+            valid(r#"{"notificationType":"SLACK","text":"now, again"}"#),
+        ];
+        let outcomes = acceptor.accept(Source::Http, entries).await.unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(woken(&mut lanes), ["SLACK"]);
+
+        // A batch with nothing due wakes nothing; an SMS due now wakes the SMS lane.
+        let later =
+            valid(r#"{"notificationType":"PUSH","tokens":["t"],"title":"x","deliverAt":"2030-01-01T00:00:00Z"}"#);
+        acceptor.accept(Source::Http, vec![later]).await.unwrap();
+        assert!(woken(&mut lanes).is_empty());
+        let sms = valid(r#"{"notificationType":"SMS","to":["01012345678"],"content":"now"}"#);
+        acceptor.accept(Source::Sqs, vec![sms]).await.unwrap();
+        assert_eq!(woken(&mut lanes), ["SMS"]);
+    }
 }

@@ -79,7 +79,7 @@ impl Lane {
         duration_ms(self.config.dispatch_lease)
     }
 
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         self.kind.as_str()
     }
 

@@ -147,7 +147,7 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut lanes = tokio::task::JoinSet::new();
         for lane in &self.lanes {
-            lanes.spawn(lane.clone().run(self.wake.subscribe(), shutdown.clone()));
+            lanes.spawn(lane.clone().run(self.wake.subscribe(lane.name()), shutdown.clone()));
         }
         while lanes.join_next().await.is_some() {}
         self.release().await;
