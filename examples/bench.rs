@@ -1598,7 +1598,14 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
         c.channels.fcm.fcm_base_url = provider.clone();
         c.channels.fcm.fcm_token_url = Some(format!("{provider}/token"));
         c.channels.fcm.fcm_rate_per_sec = 5000.0;
-        // Production's defaults, not the tests' fast polling: a new delivery wakes the dispatcher.
+        // Production's defaults, not the tests' fast polling and small pool: the dispatcher's
+        // settings (1 s interval, a new delivery wakes its lane; 32 at once), the database pool
+        // and the alarm tick. The provider rates stay high: the stand-in answers at once, and
+        // the figure is allim's own path, not a provider's rate limit.
+        let defaults = Config::defaults();
+        c.dispatch = defaults.dispatch.clone();
+        c.db.db_max_connections = defaults.db.db_max_connections;
+        c.alarms.alarm_tick = defaults.alarms.alarm_tick;
         c.dispatch.dispatch_interval = std::env::var("ALLIM_BENCH_DISPATCH_INTERVAL")
             .ok()
             .and_then(|v| allim::settings::parse_duration(&v).ok())

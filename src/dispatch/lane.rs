@@ -89,9 +89,16 @@ impl Lane {
         if now < self.paused_until.load(Ordering::SeqCst) || room == 0 {
             return Ok(Vec::new());
         }
-        self.store
+        let rows = self
+            .store
             .claim_due(&self.owner, now, self.lease_ms(), room, self.kind.as_str())
-            .await
+            .await?;
+        let found = if rows.is_empty() { "none" } else { "rows" };
+        self.metrics
+            .claims
+            .with_label_values(&[self.channel.name(), found])
+            .inc();
+        Ok(rows)
     }
 
     /// One round: take the lane, claim up to the limit, send everything claimed, record the
@@ -144,17 +151,29 @@ impl Lane {
         // One result look-up round at a time, beside the sends, every interval.
         let mut results: Option<tokio::task::JoinHandle<()>> = None;
         let mut next_results = Instant::now();
+        // When to claim. A lane claims when slots are free and it has reason to look: at start,
+        // when woken, when its interval has passed since the last claim, and when the last claim
+        // filled its room (more may be due). Not merely because a row in flight finished after
+        // a claim that took everything due: that claim would find nothing, and it was one empty
+        // claiming transaction per delivery (bench/README.md, 2026-12-07).
+        let mut look = true;
+        let mut next_look = Instant::now();
         while !shutdown.is_cancelled() {
-            if holds && Instant::now() >= next_results && results.as_ref().is_none_or(|r| r.is_finished()) {
-                let lane = self.clone();
-                results = Some(tokio::spawn(async move { lane.check_results().await }));
+            if holds && Instant::now() >= next_results {
+                // One result look-up round at a time: a round still running skips this one.
+                if results.as_ref().is_none_or(|r| r.is_finished()) {
+                    let lane = self.clone();
+                    results = Some(tokio::spawn(async move { lane.check_results().await }));
+                }
                 next_results = Instant::now() + self.config.dispatch_interval;
             }
             if Instant::now() >= next_renewal {
                 holds = self.renew(&ids, holds).await;
                 next_renewal = Instant::now() + renew_every;
             }
-            let mut wait = self.config.dispatch_interval.min(renew_every);
+            if Instant::now() >= next_look {
+                look = true;
+            }
             let room = self
                 .limit
                 .saturating_sub(u32::try_from(in_flight.len()).unwrap_or(u32::MAX));
@@ -162,11 +181,13 @@ impl Lane {
             // freed slot alone cost a claiming transaction per row, and at 1,000/s those
             // saturated SQLite's one connection (bench/README.md). With nothing in flight, or
             // under light load, a due row is claimed at once.
-            if holds && room > 0 && (in_flight.is_empty() || room >= refill(self.limit)) {
+            if look && holds && room > 0 && (in_flight.is_empty() || room >= refill(self.limit)) {
                 match self.claim(room).await {
                     Ok(rows) => {
                         failures = 0;
-                        let full = rows.len() == room as usize;
+                        // A full claim: more may be due, so claim again as soon as slots free up.
+                        look = rows.len() == room as usize;
+                        next_look = Instant::now() + self.config.dispatch_interval;
                         for row in rows {
                             ids.insert(row.id.clone());
                             let lane = self.clone();
@@ -176,18 +197,24 @@ impl Lane {
                                 id
                             });
                         }
-                        if full {
-                            // More may be due: claim again as soon as a slot frees up (the
-                            // timer is then only for the renewals).
-                            wait = renew_every;
-                        }
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
-                        wait = backoff(failures, Duration::from_secs(1), Duration::from_secs(30), 1.0);
+                        let wait = backoff(failures, Duration::from_secs(1), Duration::from_secs(30), 1.0);
+                        look = false;
+                        next_look = Instant::now() + wait;
                         tracing::warn!(channel = self.name(), error = %e, retry_in = ?wait, "lane: claiming failed");
                     }
                 }
+            }
+            // Sleep until the next thing with a time: the renewal, the result look-ups, and the
+            // next look (unless the lane already means to look and waits for slots or the lane).
+            let mut until = next_renewal;
+            if holds {
+                until = until.min(next_results);
+            }
+            if !look {
+                until = until.min(next_look);
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -197,12 +224,13 @@ impl Lane {
                     }
                 }
                 changed = wake.changed() => {
+                    look = true;
                     if changed.is_err() {
                         // The application is going away; the shutdown token follows.
-                        tokio::time::sleep(wait).await;
+                        tokio::time::sleep(self.config.dispatch_interval.min(renew_every)).await;
                     }
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
             }
         }
         // Let the rows in flight finish (the application bounds this by its grace), renewing

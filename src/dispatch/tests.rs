@@ -354,3 +354,66 @@ fn a_busy_lane_claims_again_when_a_quarter_of_its_slots_are_free() {
     assert_eq!(lane::refill(3), 1);
     assert_eq!(lane::refill(1), 1);
 }
+
+/// Polls `done` every few milliseconds until it holds (10 s at most): waits for a condition,
+/// not for a time.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A running lane claims when woken for its own type, and a row finishing after a claim that
+/// took everything due does not start another, empty claim (that was one wasted claiming
+/// transaction per delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    let channel = Arc::new(Scripted::default());
+    let mut channels = Channels::default();
+    channels.register(NotificationType::Slack, channel.clone());
+    let metrics = Arc::new(Metrics::new());
+    let wake = Wake::default();
+    // No claim by the timer while the test runs: every claim is the start's or a wake's.
+    let config = DispatchArgs {
+        dispatch_interval: Duration::from_secs(3600),
+        ..args()
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(channels),
+        config,
+        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
+        metrics.clone(),
+        wake.clone(),
+        clock.clone(),
+    );
+    let claims = |found: &str| metrics.claims.with_label_values(&["scripted", found]).get();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(dispatcher.run(shutdown.clone()));
+    until("the first claim", async || claims("none") >= 1).await;
+
+    for i in 0..5 {
+        let id = format!("w{i}");
+        insert_slack(&store, &[&id], T0).await;
+        // A wake for another lane's type does not make this one claim.
+        wake.raise_for(["SMS"]);
+        wake.raise_for(["SLACK"]);
+        until("the delivery", async || {
+            let row = store.get_delivery(&id).await.unwrap().unwrap();
+            row.status == DeliveryStatus::Delivered
+        })
+        .await;
+    }
+    shutdown.cancel();
+    running.await.unwrap();
+    assert_eq!(channel.calls.lock().unwrap().len(), 5);
+    assert_eq!(
+        (claims("rows"), claims("none")),
+        (5, 1),
+        "one claim per wake, plus the first"
+    );
+}

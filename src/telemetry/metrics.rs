@@ -54,6 +54,8 @@ pub struct Metrics {
     pub lane_rate: prometheus::GaugeVec,
     /// Leases found lost right before a provider call (another task owns the row now).
     pub leases_lost: IntCounterVec,
+    /// Claiming transactions per lane, `found` = `rows` or `none` (an empty claim).
+    pub claims: IntCounterVec,
     /// Recipients' final results from the provider (SENS): `delivered`, `failed`, `failover`
     /// (delivered by the SMS failover), `unknown` (no final answer within 72 h).
     pub recipient_results: IntCounterVec,
@@ -168,6 +170,11 @@ impl Metrics {
             "Deliveries not sent because another task took their lease",
             &["channel"],
         );
+        let claims = counter(
+            "dispatch_claims_total",
+            "Claiming transactions a lane ran: found=rows when it took due deliveries, none when it found nothing",
+            &["channel", "found"],
+        );
         let recipient_results = counter(
             "recipient_results_total",
             "Recipients' final results reported by the provider, by channel and result",
@@ -181,6 +188,7 @@ impl Metrics {
             watcher_polls,
             watcher_new_items,
             leases_lost,
+            claims,
             alarms,
             sns_rejected,
             registry,
