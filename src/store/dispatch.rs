@@ -95,6 +95,20 @@ where
     q.push(")");
 }
 
+/// What [`Store::finish`] writes (its transaction may run more than once).
+#[derive(Clone, Copy)]
+struct Outcome<'a> {
+    status: DeliveryStatus,
+    delivered_at: Option<i64>,
+    dry_run: Option<i64>,
+    next_attempt_at: Option<i64>,
+    last_error: Option<&'a str>,
+    give_back: i64,
+    outcome: &'a str,
+    /// The error as the attempt's history keeps it (at most 1,000 characters).
+    error: Option<&'a str>,
+}
+
 impl Store {
     /// Leases up to `limit` due deliveries of one type (a lane's) to `owner` until
     /// `now + lease_ms`, counting the attempt, and returns them, oldest due first. Reads the
@@ -173,6 +187,43 @@ impl Store {
         };
         // The column holds 1000 characters; errors are already shortened by the channels.
         let error: Option<String> = last_error.map(|e| e.chars().take(1000).collect());
+        // A deadlock's victim is tried again (MySQL rolled it back whole): under load this
+        // UPDATE, which moves the row in the claim index, can deadlock with a concurrent claim's
+        // locks, and an outcome not recorded means the row is sent again after its lease
+        // (tests/it/deadlock.rs).
+        let row = Outcome {
+            status,
+            delivered_at,
+            dry_run,
+            next_attempt_at,
+            last_error,
+            give_back,
+            outcome,
+            error: error.as_deref(),
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.finish_once(id, owner, now, &row).await {
+                Err(e) if e.is_deadlock() && tries < 3 => {
+                    tracing::warn!(delivery = %id, tries, "recording the outcome was a deadlock's victim; trying again");
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn finish_once(&self, id: &str, owner: &str, now: i64, row: &Outcome<'_>) -> StoreResult<bool> {
+        let Outcome {
+            status,
+            delivered_at,
+            dry_run,
+            next_attempt_at,
+            last_error,
+            give_back,
+            outcome,
+            error,
+        } = *row;
         let mut tx = self.begin().await?;
         let done = with_tx!(&mut tx, c => {
             let done = sqlx::query(
@@ -202,7 +253,7 @@ impl Store {
                 .bind(give_back)
                 .bind(now)
                 .bind(outcome)
-                .bind(error.as_deref())
+                .bind(error)
                 .bind(id)
                 .execute(&mut *c)
                 .await?;

@@ -127,6 +127,17 @@ impl StoreError {
         }
     }
 
+    /// MySQL chose this transaction as a deadlock's victim and rolled it back (1213, SQLSTATE
+    /// 40001): trying the same transaction again is the remedy MySQL documents.
+    pub fn is_deadlock(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().unwrap_or_default().as_ref(), "1213" | "40001")
+            }
+            _ => false,
+        }
+    }
+
     /// A unique-key violation (the idempotency key or the inbox's delivery id).
     pub fn is_unique_violation(&self) -> bool {
         match self {

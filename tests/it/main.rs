@@ -13,6 +13,7 @@ mod chaos;
 mod claim;
 mod cli;
 mod console;
+mod deadlock;
 mod deploy;
 mod dispatch;
 mod email;
