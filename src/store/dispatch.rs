@@ -96,7 +96,6 @@ where
 }
 
 /// What [`Store::finish`] writes (its transaction may run more than once).
-#[derive(Clone, Copy)]
 struct Outcome<'a> {
     status: DeliveryStatus,
     delivered_at: Option<i64>,
@@ -214,16 +213,6 @@ impl Store {
     }
 
     async fn finish_once(&self, id: &str, owner: &str, now: i64, row: &Outcome<'_>) -> StoreResult<bool> {
-        let Outcome {
-            status,
-            delivered_at,
-            dry_run,
-            next_attempt_at,
-            last_error,
-            give_back,
-            outcome,
-            error,
-        } = *row;
         let mut tx = self.begin().await?;
         let done = with_tx!(&mut tx, c => {
             let done = sqlx::query(
@@ -231,12 +220,12 @@ impl Store {
                  dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
                  lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
             )
-            .bind(status.as_str())
-            .bind(delivered_at)
-            .bind(dry_run)
-            .bind(next_attempt_at)
-            .bind(last_error)
-            .bind(give_back)
+            .bind(row.status.as_str())
+            .bind(row.delivered_at)
+            .bind(row.dry_run)
+            .bind(row.next_attempt_at)
+            .bind(row.last_error)
+            .bind(row.give_back)
             .bind(now)
             .bind(id)
             .bind(owner)
@@ -250,10 +239,10 @@ impl Store {
                      SELECT ?, id, attempts + ?, ?, ?, ? FROM deliveries WHERE id = ?",
                 )
                 .bind(super::new_id())
-                .bind(give_back)
+                .bind(row.give_back)
                 .bind(now)
-                .bind(outcome)
-                .bind(error)
+                .bind(row.outcome)
+                .bind(row.error)
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
