@@ -1603,7 +1603,7 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
         // and the alarm tick. The provider rates stay high: the stand-in answers at once, and
         // the figure is allim's own path, not a provider's rate limit.
         let defaults = Config::defaults();
-        c.dispatch = defaults.dispatch.clone();
+        c.dispatch = defaults.dispatch;
         c.db.db_max_connections = defaults.db.db_max_connections;
         c.alarms.alarm_tick = defaults.alarms.alarm_tick;
         c.dispatch.dispatch_interval = std::env::var("ALLIM_BENCH_DISPATCH_INTERVAL")

@@ -124,20 +124,6 @@ const GROUP_MAX: usize = 500;
 struct Planned {
     delivery: NewDelivery,
     inbox: Option<InboxRow>,
-    /// The notification type, when the delivery is for a channel and due now: its lane is
-    /// woken after the commit.
-    due: Option<&'static str>,
-}
-
-/// The notification types of the deliveries a commit made due now (each once).
-fn due_kinds(planned: &[Planned]) -> Vec<&'static str> {
-    let mut kinds: Vec<&'static str> = Vec::new();
-    for kind in planned.iter().filter_map(|p| p.due) {
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    kinds
 }
 
 impl Acceptor {
@@ -285,44 +271,35 @@ impl Acceptor {
     pub async fn accept(&self, source: Source, entries: Vec<Entry>) -> AcceptResult<Vec<Outcome>> {
         let now = self.clock.now_ms();
         let first = self.plan_and_commit(source, &entries, now, HashMap::new()).await;
-        let result = match first {
+        match first {
             Ok(done) => Ok(done),
             Err(e) if e.is_unique_violation() => {
                 let keys: Vec<&str> = entries.iter().filter_map(Entry::key).collect();
                 let known = self.store.find_by_keys(&keys).await?;
                 match self.plan_and_commit(source, &entries, now, known).await {
                     Ok(done) => Ok(done),
-                    Err(e) if e.is_unique_violation() || !e.is_outage() => self
-                        .accept_each(source, &entries, now)
-                        .await
-                        .map(|o| (o, entry_kinds(&entries))),
+                    Err(e) if e.is_unique_violation() || !e.is_outage() => {
+                        self.accept_each(source, &entries, now).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
             // A row the database refuses: one by one, so that the refused row is stored as
             // rejected alone and the others as they are.
-            Err(e) if !e.is_outage() => self
-                .accept_each(source, &entries, now)
-                .await
-                .map(|o| (o, entry_kinds(&entries))),
+            Err(e) if !e.is_outage() => self.accept_each(source, &entries, now).await,
             Err(e) => Err(e.into()),
-        };
-        let (outcomes, due) = result?;
-        if !due.is_empty() {
-            self.wake.raise_for(due);
         }
-        Ok(outcomes)
     }
 
     /// Plans the rows of every entry whose key is not in `known` (nor earlier in the batch) and
-    /// commits them in one transaction: the outcomes, and the types of the deliveries due now.
+    /// commits them in one transaction: the outcomes.
     async fn plan_and_commit(
         &self,
         source: Source,
         entries: &[Entry],
         now: i64,
         mut known: HashMap<String, (String, DeliveryStatus)>,
-    ) -> Result<(Vec<Outcome>, Vec<&'static str>), StoreError> {
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut planned = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -347,14 +324,14 @@ impl Acceptor {
             });
             planned.push(plan);
         }
-        if planned.is_empty() {
-            return Ok((outcomes, Vec::new()));
+        if !planned.is_empty() {
+            self.commit(&planned).await?;
         }
-        self.commit(&planned).await?;
-        Ok((outcomes, due_kinds(&planned)))
+        Ok(outcomes)
     }
 
-    /// Writes the planned rows in one transaction.
+    /// Writes the planned rows in one transaction, then wakes the lanes of the deliveries it
+    /// made due now (only those: an idle lane woken for nothing runs an empty claim).
     async fn commit(&self, planned: &[Planned]) -> Result<(), StoreError> {
         let deliveries: Vec<&NewDelivery> = planned.iter().map(|p| &p.delivery).collect();
         let inbox: Vec<&InboxRow> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
@@ -364,6 +341,16 @@ impl Acceptor {
             store::insert_inbox(&mut tx, &inbox).await?;
         }
         tx.commit().await?;
+        let mut due: Vec<&str> = deliveries
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Pending && d.next_attempt_at <= Some(d.now))
+            .map(|d| d.notification_type.as_str())
+            .collect();
+        if !due.is_empty() {
+            due.sort_unstable();
+            due.dedup();
+            self.wake.raise_for(due);
+        }
         Ok(())
     }
 
@@ -450,7 +437,6 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                 now,
             },
             inbox: None,
-            due: None,
         },
         Entry::Valid(v) => {
             let due = v.deliver_at_ms.is_none_or(|t| t <= now);
@@ -479,27 +465,9 @@ fn plan(source: Source, entry: &Entry, now: i64) -> Planned {
                     now,
                 },
                 inbox,
-                due: (status == DeliveryStatus::Pending && next_attempt_at <= Some(now))
-                    .then(|| v.notification.kind().as_str()),
             }
         }
     }
-}
-
-/// The types of a batch's valid entries: the lanes to wake after the one-by-one slow path
-/// (which does not report which of them it stored as due; waking a lane with nothing new costs
-/// one empty claim).
-fn entry_kinds(entries: &[Entry]) -> Vec<&'static str> {
-    let mut kinds: Vec<&'static str> = Vec::new();
-    for e in entries {
-        if let Entry::Valid(v) = e {
-            let kind = v.notification.kind().as_str();
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-    }
-    kinds
 }
 
 /// The pending delivery row for a notification that goes through a channel (not in-app),

@@ -95,19 +95,6 @@ where
     q.push(")");
 }
 
-/// What [`Store::finish`] writes (its transaction may run more than once).
-struct Outcome<'a> {
-    status: DeliveryStatus,
-    delivered_at: Option<i64>,
-    dry_run: Option<i64>,
-    next_attempt_at: Option<i64>,
-    last_error: Option<&'a str>,
-    give_back: i64,
-    outcome: &'a str,
-    /// The error as the attempt's history keeps it (at most 1,000 characters).
-    error: Option<&'a str>,
-}
-
 impl Store {
     /// Leases up to `limit` due deliveries of one type (a lane's) to `owner` until
     /// `now + lease_ms`, counting the attempt, and returns them, oldest due first. Reads the
@@ -190,67 +177,57 @@ impl Store {
         // UPDATE, which moves the row in the claim index, can deadlock with a concurrent claim's
         // locks, and an outcome not recorded means the row is sent again after its lease
         // (tests/it/deadlock.rs).
-        let row = Outcome {
-            status,
-            delivered_at,
-            dry_run,
-            next_attempt_at,
-            last_error,
-            give_back,
-            outcome,
-            error: error.as_deref(),
-        };
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.finish_once(id, owner, now, &row).await {
+            let once: StoreResult<u64> = async {
+                let mut tx = self.begin().await?;
+                let done = with_tx!(&mut tx, c => {
+                    let done = sqlx::query(
+                        "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
+                         dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
+                         lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
+                    )
+                    .bind(status.as_str())
+                    .bind(delivered_at)
+                    .bind(dry_run)
+                    .bind(next_attempt_at)
+                    .bind(last_error)
+                    .bind(give_back)
+                    .bind(now)
+                    .bind(id)
+                    .bind(owner)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                    if done == 1 {
+                        // The history: which attempt this was (a requeue's number is the next one's).
+                        sqlx::query(
+                            "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome, error) \
+                             SELECT ?, id, attempts + ?, ?, ?, ? FROM deliveries WHERE id = ?",
+                        )
+                        .bind(super::new_id())
+                        .bind(give_back)
+                        .bind(now)
+                        .bind(outcome)
+                        .bind(error.as_deref())
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok::<u64, sqlx::Error>(done)
+                })?;
+                tx.commit().await?;
+                Ok(done)
+            }
+            .await;
+            match once {
                 Err(e) if e.is_deadlock() && tries < 3 => {
                     tracing::warn!(delivery = %id, tries, "recording the outcome was a deadlock's victim; trying again");
                 }
-                done => return done,
+                done => return done.map(|n| n == 1),
             }
         }
-    }
-
-    async fn finish_once(&self, id: &str, owner: &str, now: i64, row: &Outcome<'_>) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = with_tx!(&mut tx, c => {
-            let done = sqlx::query(
-                "UPDATE deliveries SET status = ?, delivered_at = COALESCE(?, delivered_at), \
-                 dry_run = COALESCE(?, dry_run), next_attempt_at = ?, last_error = ?, attempts = attempts - ?, \
-                 lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ?",
-            )
-            .bind(row.status.as_str())
-            .bind(row.delivered_at)
-            .bind(row.dry_run)
-            .bind(row.next_attempt_at)
-            .bind(row.last_error)
-            .bind(row.give_back)
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-            if done == 1 {
-                // The history: which attempt this was (a requeue's number is the next one's).
-                sqlx::query(
-                    "INSERT INTO delivery_attempts (id, delivery_id, attempt, at, outcome, error) \
-                     SELECT ?, id, attempts + ?, ?, ?, ? FROM deliveries WHERE id = ?",
-                )
-                .bind(super::new_id())
-                .bind(row.give_back)
-                .bind(now)
-                .bind(row.outcome)
-                .bind(row.error)
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
-            }
-            Ok::<u64, sqlx::Error>(done)
-        })?;
-        tx.commit().await?;
-        Ok(done == 1)
     }
 
     /// A delivery's attempts, oldest first (at most `limit`).

@@ -3,10 +3,13 @@
 //! against a concurrent claim's locks). The finish is tried again; without that the outcome was
 //! lost and the row sent again once its lease ran out.
 
+use std::time::Duration;
+
 use allim::store::{Finish, NewDelivery, Store};
 use sqlx::Connection;
 
 use crate::helpers::{Db, TestDb};
+use crate::support::eventually;
 
 async fn deadlocks(conn: &mut sqlx::MySqlConnection) -> i64 {
     let (_, n): (String, String) = sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")
@@ -72,22 +75,17 @@ async fn a_finish_chosen_as_a_deadlock_victim_is_tried_again() {
     };
     // Once it runs its second statement it holds the row (INFORMATION_SCHEMA.INNODB_TRX does not
     // show this INSERT … SELECT as waiting; the process list shows it running).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE info LIKE 'INSERT INTO delivery_attempts%'",
-        )
-        .fetch_one(&mut watch)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
+    eventually(Duration::from_secs(10), "the finish running its second statement", || {
+        let store = store.clone();
+        async move {
+            let running: i64 = store
+                .scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE info LIKE 'INSERT INTO delivery_attempts%'")
+                .await
+                .unwrap();
+            running > 0
         }
-        if std::time::Instant::now() >= deadline || finishing.is_finished() {
-            panic!("the finish never waited for the lock: {:?}", finishing.await);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     // Now the other session wants the row the finish holds: a deadlock. MariaDB rolls back the
     // finish, and this UPDATE goes through.
     sqlx::query("UPDATE deliveries SET updated_at = updated_at + 1 WHERE id = 'd-1'")
