@@ -168,8 +168,18 @@ impl Lane {
                 next_results = Instant::now() + self.config.dispatch_interval;
             }
             if Instant::now() >= next_renewal {
-                holds = self.renew(&ids, holds).await;
-                next_renewal = Instant::now() + renew_every;
+                let renewed;
+                (holds, renewed) = self.renew(&ids, holds).await;
+                // Leases of rows in flight that could not be renewed (the database unreachable)
+                // are tried again at the interval, not a third of a lease later: when the
+                // database is back they are renewed before another task may take those rows
+                // over (`Store::claim_due` waits a third of a lease past a lease's end).
+                next_renewal = Instant::now()
+                    + if renewed {
+                        renew_every
+                    } else {
+                        renew_every.min(self.config.dispatch_interval)
+                    };
             }
             if Instant::now() >= next_look {
                 look = true;
@@ -189,7 +199,15 @@ impl Lane {
                         look = rows.len() == room as usize;
                         next_look = Instant::now() + self.config.dispatch_interval;
                         for row in rows {
-                            ids.insert(row.id.clone());
+                            if !ids.insert(row.id.clone()) {
+                                // Its lease lapsed while its send was under way here (the
+                                // database was unreachable past the takeover margin): this
+                                // claim leased it to us again, and the send under way goes on.
+                                // A second task would send it twice.
+                                tracing::warn!(delivery = %row.id, channel = self.name(),
+                                    "claimed a row this lane is still sending; not sent again");
+                                continue;
+                            }
                             let lane = self.clone();
                             in_flight.spawn(async move {
                                 let id = row.id.clone();
@@ -253,18 +271,21 @@ impl Lane {
         self.release(self.clock.now_ms()).await;
     }
 
-    /// Renews the lane's lease and the leases of rows in flight; whether the lane is held.
-    async fn renew(&self, in_flight: &HashSet<String>, held: bool) -> bool {
+    /// Renews the leases of rows in flight and the lane's lease: whether the lane is held, and
+    /// whether the rows in flight were renewed. A lane whose rows cannot be renewed does not
+    /// claim (nor try the lane: the database is most likely unreachable).
+    async fn renew(&self, in_flight: &HashSet<String>, held: bool) -> (bool, bool) {
         let now = self.clock.now_ms();
         let until = now + self.lease_ms();
         if !in_flight.is_empty() {
             let ids: Vec<String> = in_flight.iter().cloned().collect();
             if let Err(e) = self.store.renew_leases(&self.owner, &ids, until).await {
                 tracing::warn!(channel = self.name(), error = %e, rows = ids.len(),
-                    "lane: could not renew leases; each row is checked again before its provider call");
+                    "lane: could not renew leases; trying again at the interval, and each row is checked again before its provider call");
+                return (false, false);
             }
         }
-        match self.store.hold_lane(self.name(), &self.owner, now, until).await {
+        let holds = match self.store.hold_lane(self.name(), &self.owner, now, until).await {
             Ok(holds) => {
                 if holds != held {
                     tracing::info!(
@@ -280,7 +301,8 @@ impl Lane {
                 tracing::warn!(channel = self.name(), error = %e, "lane: could not renew the lane; not claiming");
                 false
             }
-        }
+        };
+        (holds, true)
     }
 
     /// Gives the lane back.

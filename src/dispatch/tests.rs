@@ -189,7 +189,7 @@ fn decide_honours_retry_after_within_the_cap() {
 }
 
 #[tokio::test]
-async fn a_live_lease_is_not_taken() {
+async fn a_lease_is_taken_over_a_third_of_a_lease_after_its_end() {
     let clock = Clock::manual(T0);
     let (store, _, _) = setup(&clock, &["leased"]).await;
     assert_eq!(store.claim_due("a", T0, 60_000, 10, "SLACK").await.unwrap().len(), 1);
@@ -200,11 +200,22 @@ async fn a_live_lease_is_not_taken() {
             .unwrap()
             .is_empty()
     );
-    let taken = store.claim_due("b", T0 + 60_001, 60_000, 10, "SLACK").await.unwrap();
+    // Past the lease's end the owner no longer sends it (its check before a provider call
+    // fails), but another task takes it over only a third of a lease later: the time the owner
+    // has to renew it when the database comes back while its send was under way.
+    assert!(!store.holds_lease("leased", "a", T0 + 60_001).await.unwrap());
+    assert!(
+        store
+            .claim_due("b", T0 + 80_000, 60_000, 10, "SLACK")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = store.claim_due("b", T0 + 80_001, 60_000, 10, "SLACK").await.unwrap();
     assert_eq!((taken.len(), taken[0].attempts), (1, 2));
     // The first owner's late answer cannot overwrite the new owner's.
     let late = Finish::Dead { error: "late".into() };
-    assert!(!store.finish("leased", "a", T0 + 61_000, &late).await.unwrap());
+    assert!(!store.finish("leased", "a", T0 + 81_000, &late).await.unwrap());
 }
 
 #[test]
@@ -416,4 +427,79 @@ async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
         (5, 1),
         "one claim per wake, plus the first"
     );
+}
+
+/// A Slack channel whose first send of each row waits until the test lets it go.
+#[derive(Default)]
+struct Stuck {
+    calls: Mutex<Vec<String>>,
+    release: tokio::sync::Notify,
+}
+
+impl Channel for Stuck {
+    fn name(&self) -> &'static str {
+        "stuck"
+    }
+
+    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
+        async move {
+            let first = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(job.delivery_id.clone());
+                calls.iter().filter(|c| **c == job.delivery_id).count() == 1
+            };
+            if first {
+                self.release.notified().await;
+            }
+            SendOutcome::Delivered { dry_run: false }
+        }
+        .boxed()
+    }
+}
+
+/// A row whose lease lapsed while its send was under way in this lane (the database was
+/// unreachable longer than a lease and the takeover margin) can be claimed again by the same
+/// lane; the lane does not start a second send of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_never_sends_a_row_it_is_still_sending() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    let channel = Arc::new(Stuck::default());
+    let mut channels = Channels::default();
+    channels.register(NotificationType::Slack, channel.clone());
+    let metrics = Arc::new(Metrics::new());
+    let wake = Wake::default();
+    let config = DispatchArgs {
+        dispatch_interval: Duration::from_secs(3600),
+        ..args()
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(channels),
+        config,
+        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
+        metrics.clone(),
+        wake.clone(),
+        clock.clone(),
+    );
+    let claims = || metrics.claims.with_label_values(&["stuck", "rows"]).get();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(dispatcher.run(shutdown.clone()));
+    insert_slack(&store, &["slow"], T0).await;
+    wake.raise_for(["SLACK"]);
+    until("the send under way", async || channel.calls.lock().unwrap().len() == 1).await;
+    // The lease and the takeover margin pass while the send is under way; a wake makes the
+    // lane claim, and the claim finds the row (its lease lapsed, the owner is this lane).
+    clock.advance(Duration::from_secs(81));
+    wake.raise_for(["SLACK"]);
+    until("the second claim", async || claims() == 2).await;
+    channel.release.notify_one();
+    until("the delivery", async || {
+        let row = store.get_delivery("slow").await.unwrap().unwrap();
+        row.status == DeliveryStatus::Delivered
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+    assert_eq!(*channel.calls.lock().unwrap(), ["slow"], "sent once");
 }

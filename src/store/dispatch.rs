@@ -82,6 +82,12 @@ impl DeadLetterFilter {
     }
 }
 
+/// How long past the end of another owner's lease a row waits before it is taken over: a third
+/// of the lease, the period at which owners renew (`Store::claim_due`).
+fn takeover_after(lease_ms: i64) -> i64 {
+    lease_ms / 3
+}
+
 /// `(?, ?, …)` binding each id, for `IN`.
 fn push_ids<DB: Database>(q: &mut QueryBuilder<DB>, ids: &[String])
 where
@@ -99,6 +105,12 @@ impl Store {
     /// Leases up to `limit` due deliveries of one type (a lane's) to `owner` until
     /// `now + lease_ms`, counting the attempt, and returns them, oldest due first. Reads the
     /// `(notification_type, next_attempt_at, id)` index in order, so LIMIT stops early.
+    ///
+    /// A row another owner leased is taken over only a third of a lease past its lease's end
+    /// (`takeover_after`): the owner checks its lease right up to that end before a provider
+    /// call, and after the database was unreachable it gets that long to renew the leases of
+    /// rows whose provider call was already under way (their outcome not yet recorded) before
+    /// anyone sends them again. The margin also absorbs clocks that differ between tasks.
     pub async fn claim_due(
         &self,
         owner: &str,
@@ -118,7 +130,7 @@ impl Store {
                 .push(" AND next_attempt_at <= ")
                 .push_bind(now)
                 .push(" AND status IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < ")
-                .push_bind(now)
+                .push_bind(now - takeover_after(lease_ms))
                 .push(") ORDER BY next_attempt_at, id LIMIT ")
                 .push_bind(i64::from(limit))
                 .push(lock);

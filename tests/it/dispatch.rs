@@ -180,8 +180,9 @@ async fn expired_lease_is_taken_over() {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    // The worker's clock passes the ghost's lease (a live lease is never taken: a unit test).
-    clock.advance(Duration::from_secs(61));
+    // The worker's clock passes the ghost's lease and the takeover margin, a third of a lease
+    // (a live lease is never taken: a unit test).
+    clock.advance(Duration::from_secs(81));
     let push_channel = push.clone();
     let worker = spawn_on(
         &test_db.url,
