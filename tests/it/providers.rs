@@ -73,6 +73,10 @@ pub struct SensRequest {
     pub subject: Option<String>,
     pub content: String,
     pub to: Vec<String>,
+    /// When the request arrived and when it was answered (a request is processed to the end
+    /// even if its client has gone meanwhile, as a real gateway would).
+    pub received: std::time::Instant,
+    pub answered: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -530,6 +534,7 @@ async fn sens_send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = std::time::Instant::now();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     // Authentication first, exactly as the gateway does.
     if let Some(r) = sens_auth(&state, "POST", &uri, &headers) {
@@ -629,6 +634,8 @@ async fn sens_send(
         subject,
         content,
         to,
+        received,
+        answered: std::time::Instant::now(),
     });
     json_response(
         202,
