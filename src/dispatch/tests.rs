@@ -376,19 +376,21 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// A running lane claims when woken for its own type, and a row finishing after a claim that
-/// took everything due does not start another, empty claim (that was one wasted claiming
-/// transaction per delivery).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
-    let clock = Clock::manual(T0);
-    let store = Store::memory().await;
-    let channel = Arc::new(Scripted::default());
+/// A running dispatcher and what a test drives it with.
+struct Running {
+    metrics: Arc<Metrics>,
+    wake: Wake,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+}
+
+/// Runs a dispatcher whose one lane is Slack's, sent by `channel`. Its interval is an hour, so
+/// no claim comes from the timer while a test runs: every claim is the start's or a wake's.
+fn run_slack(store: &Store, channel: Arc<dyn Channel>, clock: &Clock) -> Running {
     let mut channels = Channels::default();
-    channels.register(NotificationType::Slack, channel.clone());
+    channels.register(NotificationType::Slack, channel);
     let metrics = Arc::new(Metrics::new());
     let wake = Wake::default();
-    // No claim by the timer while the test runs: every claim is the start's or a wake's.
     let config = DispatchArgs {
         dispatch_interval: Duration::from_secs(3600),
         ..args()
@@ -402,25 +404,42 @@ async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
         wake.clone(),
         clock.clone(),
     );
-    let claims = |found: &str| metrics.claims.with_label_values(&["scripted", found]).get();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(dispatcher.run(shutdown.clone()));
+    Running {
+        metrics,
+        wake,
+        shutdown,
+        running,
+    }
+}
+
+/// A running lane claims when woken for its own type, and a row finishing after a claim that
+/// took everything due does not start another, empty claim (that was one wasted claiming
+/// transaction per delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    let channel = Arc::new(Scripted::default());
+    let lane = run_slack(&store, channel.clone(), &clock);
+    let claims = |found: &str| lane.metrics.claims.with_label_values(&["scripted", found]).get();
     until("the first claim", async || claims("none") >= 1).await;
 
     for i in 0..5 {
         let id = format!("w{i}");
         insert_slack(&store, &[&id], T0).await;
         // A wake for another lane's type does not make this one claim.
-        wake.raise_for(["SMS"]);
-        wake.raise_for(["SLACK"]);
+        lane.wake.raise_for(["SMS"]);
+        lane.wake.raise_for(["SLACK"]);
         until("the delivery", async || {
             let row = store.get_delivery(&id).await.unwrap().unwrap();
             row.status == DeliveryStatus::Delivered
         })
         .await;
     }
-    shutdown.cancel();
-    running.await.unwrap();
+    lane.shutdown.cancel();
+    lane.running.await.unwrap();
     assert_eq!(channel.calls.lock().unwrap().len(), 5);
     assert_eq!(
         (claims("rows"), claims("none")),
@@ -465,33 +484,15 @@ async fn a_lane_never_sends_a_row_it_is_still_sending() {
     let clock = Clock::manual(T0);
     let store = Store::memory().await;
     let channel = Arc::new(Stuck::default());
-    let mut channels = Channels::default();
-    channels.register(NotificationType::Slack, channel.clone());
-    let metrics = Arc::new(Metrics::new());
-    let wake = Wake::default();
-    let config = DispatchArgs {
-        dispatch_interval: Duration::from_secs(3600),
-        ..args()
-    };
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        Arc::new(channels),
-        config,
-        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
-        metrics.clone(),
-        wake.clone(),
-        clock.clone(),
-    );
-    let claims = || metrics.claims.with_label_values(&["stuck", "rows"]).get();
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let lane = run_slack(&store, channel.clone(), &clock);
+    let claims = || lane.metrics.claims.with_label_values(&["stuck", "rows"]).get();
     insert_slack(&store, &["slow"], T0).await;
-    wake.raise_for(["SLACK"]);
+    lane.wake.raise_for(["SLACK"]);
     until("the send under way", async || channel.calls.lock().unwrap().len() == 1).await;
     // The lease and the takeover margin pass while the send is under way; a wake makes the
     // lane claim, and the claim finds the row (its lease lapsed, the owner is this lane).
     clock.advance(Duration::from_secs(81));
-    wake.raise_for(["SLACK"]);
+    lane.wake.raise_for(["SLACK"]);
     until("the second claim", async || claims() == 2).await;
     channel.release.notify_one();
     until("the delivery", async || {
@@ -499,7 +500,7 @@ async fn a_lane_never_sends_a_row_it_is_still_sending() {
         row.status == DeliveryStatus::Delivered
     })
     .await;
-    shutdown.cancel();
-    running.await.unwrap();
+    lane.shutdown.cancel();
+    lane.running.await.unwrap();
     assert_eq!(*channel.calls.lock().unwrap(), ["slow"], "sent once");
 }
