@@ -158,6 +158,18 @@ impl Lane {
         // claiming transaction per delivery (bench/README.md, 2026-12-07).
         let mut look = true;
         let mut next_look = Instant::now();
+        // When to renew next. Leases of rows in flight that could not be renewed (the database
+        // unreachable) are tried again at the interval, not a third of a lease later: when the
+        // database is back they are renewed before another task may take those rows over
+        // (`Store::claim_due` waits a third of a lease past a lease's end).
+        let renew_after = |renewed: bool| {
+            Instant::now()
+                + if renewed {
+                    renew_every
+                } else {
+                    renew_every.min(self.config.dispatch_interval)
+                }
+        };
         while !shutdown.is_cancelled() {
             if holds && Instant::now() >= next_results {
                 // One result look-up round at a time: a round still running skips this one.
@@ -170,16 +182,7 @@ impl Lane {
             if Instant::now() >= next_renewal {
                 let renewed;
                 (holds, renewed) = self.renew(&ids, holds).await;
-                // Leases of rows in flight that could not be renewed (the database unreachable)
-                // are tried again at the interval, not a third of a lease later: when the
-                // database is back they are renewed before another task may take those rows
-                // over (`Store::claim_due` waits a third of a lease past a lease's end).
-                next_renewal = Instant::now()
-                    + if renewed {
-                        renew_every
-                    } else {
-                        renew_every.min(self.config.dispatch_interval)
-                    };
+                next_renewal = renew_after(renewed);
             }
             if Instant::now() >= next_look {
                 look = true;
@@ -252,7 +255,8 @@ impl Lane {
             }
         }
         // Let the rows in flight finish (the application bounds this by its grace), renewing
-        // their leases meanwhile.
+        // their leases meanwhile: on the same deadline, so rows finishing often do not put the
+        // renewal off.
         while !in_flight.is_empty() {
             tokio::select! {
                 done = in_flight.join_next() => {
@@ -260,8 +264,10 @@ impl Lane {
                         ids.remove(&id);
                     }
                 }
-                _ = tokio::time::sleep(renew_every) => {
-                    self.renew(&ids, holds).await;
+                _ = tokio::time::sleep_until(next_renewal.into()) => {
+                    let renewed;
+                    (holds, renewed) = self.renew(&ids, holds).await;
+                    next_renewal = renew_after(renewed);
                 }
             }
         }

@@ -380,35 +380,45 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 struct Running {
     metrics: Arc<Metrics>,
     wake: Wake,
+    owner: String,
     shutdown: CancellationToken,
     running: tokio::task::JoinHandle<()>,
 }
 
-/// Runs a dispatcher whose one lane is Slack's, sent by `channel`. Its interval is an hour, so
-/// no claim comes from the timer while a test runs: every claim is the start's or a wake's.
-fn run_slack(store: &Store, channel: Arc<dyn Channel>, clock: &Clock) -> Running {
+/// The tests' settings with an interval of an hour: no claim comes from the timer while a test
+/// runs, every claim is the start's or a wake's.
+fn quiet() -> DispatchArgs {
+    DispatchArgs {
+        dispatch_interval: Duration::from_secs(3600),
+        ..args()
+    }
+}
+
+/// Runs a dispatcher whose one lane is Slack's, sent by `channel` at a rate at which the lane
+/// claims as many rows as `config` allows.
+fn run_slack(store: &Store, channel: Arc<dyn Channel>, clock: &Clock, config: DispatchArgs) -> Running {
     let mut channels = Channels::default();
     channels.register(NotificationType::Slack, channel);
     let metrics = Arc::new(Metrics::new());
     let wake = Wake::default();
-    let config = DispatchArgs {
-        dispatch_interval: Duration::from_secs(3600),
-        ..args()
-    };
+    let mut rates = crate::settings::defaults::<crate::channels::ChannelArgs>();
+    rates.slack.slack_rate_per_sec = 1000.0;
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::new(channels),
         config,
-        &crate::settings::defaults::<crate::channels::ChannelArgs>(),
+        &rates,
         metrics.clone(),
         wake.clone(),
         clock.clone(),
     );
+    let owner = dispatcher.owner().to_string();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(dispatcher.run(shutdown.clone()));
     Running {
         metrics,
         wake,
+        owner,
         shutdown,
         running,
     }
@@ -422,7 +432,7 @@ async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
     let clock = Clock::manual(T0);
     let store = Store::memory().await;
     let channel = Arc::new(Scripted::default());
-    let lane = run_slack(&store, channel.clone(), &clock);
+    let lane = run_slack(&store, channel.clone(), &clock, quiet());
     let claims = |found: &str| lane.metrics.claims.with_label_values(&["scripted", found]).get();
     until("the first claim", async || claims("none") >= 1).await;
 
@@ -484,7 +494,7 @@ async fn a_lane_never_sends_a_row_it_is_still_sending() {
     let clock = Clock::manual(T0);
     let store = Store::memory().await;
     let channel = Arc::new(Stuck::default());
-    let lane = run_slack(&store, channel.clone(), &clock);
+    let lane = run_slack(&store, channel.clone(), &clock, quiet());
     let claims = || lane.metrics.claims.with_label_values(&["stuck", "rows"]).get();
     insert_slack(&store, &["slow"], T0).await;
     lane.wake.raise_for(["SLACK"]);
@@ -503,4 +513,71 @@ async fn a_lane_never_sends_a_row_it_is_still_sending() {
     lane.shutdown.cancel();
     lane.running.await.unwrap();
     assert_eq!(*channel.calls.lock().unwrap(), ["slow"], "sent once");
+}
+
+/// A Slack channel for the drain at shutdown: `stuck` waits until the test lets it go, `t<i>`
+/// takes (i + 1) × 100 ms.
+#[derive(Default)]
+struct Draining {
+    calls: std::sync::atomic::AtomicUsize,
+    finished: std::sync::atomic::AtomicUsize,
+    release: tokio::sync::Notify,
+}
+
+impl Channel for Draining {
+    fn name(&self) -> &'static str {
+        "draining"
+    }
+
+    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
+        async move {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match job.delivery_id.strip_prefix('t') {
+                // Work that takes a while (the test's subject is what the lane does meanwhile).
+                Some(i) => tokio::time::sleep(Duration::from_millis(100 * (1 + i.parse::<u64>().unwrap()))).await,
+                None => self.release.notified().await,
+            }
+            self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            SendOutcome::Delivered { dry_run: false }
+        }
+        .boxed()
+    }
+}
+
+/// At shutdown a lane lets its rows in flight finish and keeps renewing their leases every
+/// third of a lease, even while other rows finish more often than that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_lane_renews_its_rows_while_others_finish() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    let channel = Arc::new(Draining::default());
+    // A 1 s lease: renewed every 333 ms; the 20 other rows finish one every 100 ms for 2 s.
+    let config = DispatchArgs {
+        dispatch_lease: Duration::from_secs(1),
+        dispatch_batch: 32,
+        dispatch_concurrency: 32,
+        ..quiet()
+    };
+    let lane = run_slack(&store, channel.clone(), &clock, config);
+    let mut ids: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+    ids.push("stuck".into());
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    insert_slack(&store, &refs, T0).await;
+    lane.wake.raise_for(["SLACK"]);
+    until("all 21 sends under way", async || channel.calls.load(SeqCst) == 21).await;
+    lane.shutdown.cancel();
+    // From now on a renewal writes a lease that is live at the clock's new time.
+    clock.advance(Duration::from_secs(10));
+    until("the stuck row's lease renewed", async || {
+        store.holds_lease("stuck", &lane.owner, clock.now_ms()).await.unwrap()
+    })
+    .await;
+    let finished = channel.finished.load(SeqCst);
+    channel.release.notify_one();
+    lane.running.await.unwrap();
+    assert!(
+        finished < 20,
+        "renewed while the other rows were still finishing (only after all 20 had: {finished})"
+    );
 }
