@@ -458,16 +458,18 @@ async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
     );
 }
 
-/// A Slack channel whose first send of each row waits until the test lets it go.
+/// A Slack channel for the running-lane tests: every send is recorded; a row `t<i>` takes
+/// (i + 1) × 100 ms; the first send of any other row waits until the test lets it go.
 #[derive(Default)]
-struct Stuck {
+struct Holding {
     calls: Mutex<Vec<String>>,
+    finished: std::sync::atomic::AtomicUsize,
     release: tokio::sync::Notify,
 }
 
-impl Channel for Stuck {
+impl Channel for Holding {
     fn name(&self) -> &'static str {
-        "stuck"
+        "holding"
     }
 
     fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
@@ -477,9 +479,13 @@ impl Channel for Stuck {
                 calls.push(job.delivery_id.clone());
                 calls.iter().filter(|c| **c == job.delivery_id).count() == 1
             };
-            if first {
-                self.release.notified().await;
+            match job.delivery_id.strip_prefix('t') {
+                // Work that takes a while (the test's subject is what the lane does meanwhile).
+                Some(i) => tokio::time::sleep(Duration::from_millis(100 * (1 + i.parse::<u64>().unwrap()))).await,
+                None if first => self.release.notified().await,
+                None => {}
             }
+            self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             SendOutcome::Delivered { dry_run: false }
         }
         .boxed()
@@ -493,9 +499,9 @@ impl Channel for Stuck {
 async fn a_lane_never_sends_a_row_it_is_still_sending() {
     let clock = Clock::manual(T0);
     let store = Store::memory().await;
-    let channel = Arc::new(Stuck::default());
+    let channel = Arc::new(Holding::default());
     let lane = run_slack(&store, channel.clone(), &clock, quiet());
-    let claims = || lane.metrics.claims.with_label_values(&["stuck", "rows"]).get();
+    let claims = || lane.metrics.claims.with_label_values(&["holding", "rows"]).get();
     insert_slack(&store, &["slow"], T0).await;
     lane.wake.raise_for(["SLACK"]);
     until("the send under way", async || channel.calls.lock().unwrap().len() == 1).await;
@@ -515,35 +521,6 @@ async fn a_lane_never_sends_a_row_it_is_still_sending() {
     assert_eq!(*channel.calls.lock().unwrap(), ["slow"], "sent once");
 }
 
-/// A Slack channel for the drain at shutdown: `stuck` waits until the test lets it go, `t<i>`
-/// takes (i + 1) × 100 ms.
-#[derive(Default)]
-struct Draining {
-    calls: std::sync::atomic::AtomicUsize,
-    finished: std::sync::atomic::AtomicUsize,
-    release: tokio::sync::Notify,
-}
-
-impl Channel for Draining {
-    fn name(&self) -> &'static str {
-        "draining"
-    }
-
-    fn send<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, SendOutcome> {
-        async move {
-            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            match job.delivery_id.strip_prefix('t') {
-                // Work that takes a while (the test's subject is what the lane does meanwhile).
-                Some(i) => tokio::time::sleep(Duration::from_millis(100 * (1 + i.parse::<u64>().unwrap()))).await,
-                None => self.release.notified().await,
-            }
-            self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            SendOutcome::Delivered { dry_run: false }
-        }
-        .boxed()
-    }
-}
-
 /// At shutdown a lane lets its rows in flight finish and keeps renewing their leases every
 /// third of a lease, even while other rows finish more often than that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +528,7 @@ async fn a_stopping_lane_renews_its_rows_while_others_finish() {
     use std::sync::atomic::Ordering::SeqCst;
     let clock = Clock::manual(T0);
     let store = Store::memory().await;
-    let channel = Arc::new(Draining::default());
+    let channel = Arc::new(Holding::default());
     // A 1 s lease: renewed every 333 ms; the 20 other rows finish one every 100 ms for 2 s.
     let config = DispatchArgs {
         dispatch_lease: Duration::from_secs(1),
@@ -565,7 +542,10 @@ async fn a_stopping_lane_renews_its_rows_while_others_finish() {
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     insert_slack(&store, &refs, T0).await;
     lane.wake.raise_for(["SLACK"]);
-    until("all 21 sends under way", async || channel.calls.load(SeqCst) == 21).await;
+    until("all 21 sends under way", async || {
+        channel.calls.lock().unwrap().len() == 21
+    })
+    .await;
     lane.shutdown.cancel();
     // From now on a renewal writes a lease that is live at the clock's new time.
     clock.advance(Duration::from_secs(10));

@@ -2,7 +2,6 @@
 //! finished; the claim must read its index in order (no filesort over every due row, and under
 //! FOR UPDATE SKIP LOCKED no locking of what it does not take).
 
-use allim::store::Store;
 use sqlx::Connection;
 
 use crate::helpers::{Db, TestDb};
@@ -10,10 +9,7 @@ use crate::helpers::{Db, TestDb};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_claim_reads_its_index_in_order_at_a_million_rows() {
     let db = TestDb::new(Db::MariaDb).await;
-    let mut config = allim::config::Config::for_tests(db.url.clone());
-    config.db.auto_migrate = true;
-    let store = Store::connect(&config.db).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = db.store().await;
     let mut conn = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
     // 1,000,000 rows from MariaDB's sequence engine: four types; one in ten due (pending or
     // failed, with a next_attempt_at), the rest delivered.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use allim::store::{Finish, NewDelivery, Store};
+use allim::store::{Finish, NewDelivery};
 use sqlx::Connection;
 
 use crate::helpers::{Db, TestDb};
@@ -22,9 +22,7 @@ async fn deadlocks(conn: &mut sqlx::MySqlConnection) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_chosen_as_a_deadlock_victim_is_tried_again() {
     let db = TestDb::new(Db::MariaDb).await;
-    let config = allim::config::Config::for_tests(db.url.clone());
-    let store = Store::connect(&config.db).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = db.store().await;
     let now = 1_800_000_000_000;
     let row = NewDelivery {
         id: "d-1".into(),

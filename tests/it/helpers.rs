@@ -48,6 +48,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A store on this database with the tests' settings, its schema migrated.
+    pub async fn store(&self) -> Store {
+        let config = Config::for_tests(self.url.clone());
+        let store = Store::connect(&config.db).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
     pub async fn new(db: Db) -> TestDb {
         match db {
             Db::Sqlite => {

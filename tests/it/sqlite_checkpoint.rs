@@ -10,9 +10,7 @@ use crate::helpers::{Db, TestDb};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checkpointer_copies_every_committed_page_off_the_commit_path() {
     let db = TestDb::new(Db::Sqlite).await;
-    let config = allim::config::Config::for_tests(db.url.clone());
-    let store = Store::connect(&config.db).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = db.store().await;
     // The writer's own checkpoint is only the backstop, past 10,000 pages.
     let backstop: i64 = store.scalar("PRAGMA wal_autocheckpoint").await.unwrap();
     assert_eq!(backstop, 10_000);
