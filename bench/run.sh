@@ -7,7 +7,9 @@
 # every figure beside its target. It sets up what it needs under target/bench-peers: the Python
 # SNS verifier's venv, the Node SQS consumer (npm ci), ministack (started for the run and
 # stopped after), and the static musl build when that Rust target is installed: the image's
-# size is computed from it, and the server processes run it. Figures on a shared 2-core machine are noisy: compare within one run.
+# size is computed from it, and the server processes run it (in one scenario too; `sqs` alone
+# drains into MariaDB, as `all` does). Figures on a shared 2-core machine are noisy: compare
+# within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario="${1:-all}"
@@ -44,8 +46,9 @@ if wants sqs; then
   export ALLIM_BENCH_NODE_PEER="$PWD/$peers/node-consumer"
   start_ministack
 fi
-if wants footprint && rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
-  # The image's binary: static musl (the Dockerfile's alpine builder makes the same).
+if rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl; then
+  # The image's binary: static musl (the Dockerfile's alpine builder makes the same). Built for
+  # one scenario too, so its figures are those `all` would print.
   cargo build --release --quiet --bin allim --target x86_64-unknown-linux-musl
   export ALLIM_BENCH_MUSL_BIN="$PWD/target/x86_64-unknown-linux-musl/release/allim"
   # The server processes (SNS, SQS drain, start-up, memory) then run the binary the image ships.
@@ -53,6 +56,10 @@ if wants footprint && rustup target list --installed 2>/dev/null | grep -q x86_6
 fi
 
 cargo build --release --quiet --bin allim --example bench
+if [[ "$scenario" == sqs && -z "${DATABASE_URL:-}" ]]; then
+  # `all` drains into MariaDB (beside the Node peer's); `sqs` alone does the same unless told.
+  export DATABASE_URL="$mariadb_url"
+fi
 if [[ "$scenario" == all ]]; then
   recreate "$mariadb_url"
   export ALLIM_BENCH_MARIADB="$mariadb_url"
