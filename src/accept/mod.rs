@@ -332,15 +332,37 @@ impl Acceptor {
 
     /// Writes the planned rows in one transaction, then wakes the lanes of the deliveries it
     /// made due now (only those: an idle lane woken for nothing runs an empty claim).
+    ///
+    /// A transaction MySQL picks as a deadlock's victim is rolled back whole and tried again,
+    /// up to three times in all, as `Store::finish` does: otherwise every request of its group
+    /// commit would be answered 503 and an SQS batch held as if the database were down
+    /// (tests/it/deadlock.rs).
     async fn commit(&self, planned: &[Planned]) -> Result<(), StoreError> {
         let deliveries: Vec<&NewDelivery> = planned.iter().map(|p| &p.delivery).collect();
         let inbox: Vec<&InboxRow> = planned.iter().filter_map(|p| p.inbox.as_ref()).collect();
-        let mut tx = self.store.begin().await?;
-        store::insert_deliveries(&mut tx, &deliveries).await?;
-        if !inbox.is_empty() {
-            store::insert_inbox(&mut tx, &inbox).await?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let once: Result<(), StoreError> = async {
+                let mut tx = self.store.begin().await?;
+                store::insert_deliveries(&mut tx, &deliveries).await?;
+                if !inbox.is_empty() {
+                    store::insert_inbox(&mut tx, &inbox).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            match once {
+                Err(e) if e.is_deadlock() && tries < 3 => {
+                    tracing::warn!(
+                        rows = deliveries.len(),
+                        tries,
+                        "accepting was a deadlock's victim; trying again"
+                    );
+                }
+                other => break other?,
+            }
         }
-        tx.commit().await?;
         let mut due: Vec<&str> = deliveries
             .iter()
             .filter(|d| d.status == DeliveryStatus::Pending && d.next_attempt_at <= Some(d.now))
