@@ -11,6 +11,7 @@ Runs `target/release/examples/bench <scenario>` against mysql://root@127.0.0.1:3
 process, of the Python peer (sns), of the bench process (the load generator; in `ingest` also the
 raw INSERTs' client) and the machine's idle time. Samples where allim is busy are its part; the
 others are the baseline's (the raw INSERTs, or the Python peer). Prints cores used per part,
+allim's threads one by one during its part (is one of them, SQLite's writer say, the one busy?),
 then the scenario's own lines. Set ALLIM_BENCH_BIN to the musl build to measure the image's
 binary.
 """
@@ -38,6 +39,25 @@ def cpu_seconds(pid_list):
     return total
 
 
+def thread_seconds(pid_list):
+    """CPU seconds of each thread of these processes, keyed by (pid, tid), with its name."""
+    out = {}
+    for pid in pid_list:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            out[(pid, tid)] = (name, (int(fields[11]) + int(fields[12])) / HZ)
+    return out
+
+
 def idle_and_total():
     values = list(map(int, open("/proc/stat").readline().split()[1:]))
     return (values[3] + values[4]) / HZ, sum(values) / HZ
@@ -59,32 +79,42 @@ def main():
     )
     mariadbd = pids("mariadbd")
     previous, deltas = None, []
+    previous_threads, thread_deltas = {}, []
     while bench.poll() is None:
         # Each process is looked up again: the scenario starts and stops them.
+        server_pids = pids("allim serve")
+        threads = thread_seconds(server_pids)
         sample = (
             time.time(),
             cpu_seconds(mariadbd),
-            cpu_seconds(pids("allim serve")),
+            cpu_seconds(server_pids),
             cpu_seconds(pids("uvicorn app:app")),
             cpu_seconds([bench.pid]),
             *idle_and_total(),
         )
         if previous:
             deltas.append([a - b for a, b in zip(sample, previous)])
-        previous = sample
+            thread_deltas.append(
+                {key: (name, cpu - previous_threads[key][1]) for key, (name, cpu) in threads.items() if key in previous_threads}
+            )
+        previous, previous_threads = sample, threads
         time.sleep(0.05)
     baseline = "raw INSERTs" if scenario == "ingest" else "Python peer"
     # The column of the baseline's busy process: MariaDB under the raw INSERTs (on SQLite they
     # run in the bench process itself), or the Python peer.
     busy = (1 if backend == "mariadb" else 4) if scenario == "ingest" else 3
     parts = {"allim": [0.0] * 7, baseline: [0.0] * 7}
-    for d in deltas:
+    # allim's part thread by thread: whether one thread (SQLite's writer, say) is the one busy.
+    allim_threads = {}
+    for d, td in zip(deltas, thread_deltas):
         dt, db, server, peer, client = d[:5]
         # A process that started or stopped within a sample shows as a negative or huge delta.
         if min(db, server, peer, client) < 0:
             continue
         if server / dt > 0.1:
             name = "allim"
+            for key, (thread, cpu) in td.items():
+                allim_threads[key] = (thread, allim_threads.get(key, (thread, 0.0))[1] + cpu)
         elif d[busy] / dt > 0.3:
             name = baseline
         else:
@@ -97,6 +127,11 @@ def main():
                 f"{name}: {dt:.1f} s; cores used: mariadbd {db / dt:.2f}, allim {server / dt:.2f}, "
                 f"python peer {peer / dt:.2f}, bench {client / dt:.2f}; idle {cores * idle / total:.2f} of {cores}"
             )
+    dt = parts["allim"][0]
+    if dt:
+        busiest = sorted(allim_threads.values(), key=lambda t: -t[1])
+        shown = ", ".join(f"{name} {cpu / dt:.2f}" for name, cpu in busiest if cpu / dt >= 0.01)
+        print(f"allim's threads during its part (cores, busiest first): {shown}")
     log.close()
     print(open(log_path).read())
 
