@@ -15,6 +15,7 @@ allim's threads one by one during its part (is one of them, SQLite's writer say,
 then the scenario's own lines. Set ALLIM_BENCH_BIN to the musl build to measure the image's
 binary.
 """
+import collections
 import os
 import subprocess
 import sys
@@ -28,19 +29,22 @@ def pids(pattern):
     return [int(p) for p in out.split() if int(p) != os.getpid()]
 
 
+def stat_cpu(path):
+    """The name and CPU seconds (user + system) in a /proc stat file; None once it is gone."""
+    try:
+        stat = open(path).read()
+        fields = stat.rsplit(")", 1)[1].split()
+        return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / HZ
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cpu_seconds(pid_list):
-    total = 0.0
-    for pid in pid_list:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / HZ
-        except (OSError, IndexError):
-            pass
-    return total
+    return sum(cpu for _, cpu in filter(None, (stat_cpu(f"/proc/{pid}/stat") for pid in pid_list)))
 
 
 def thread_seconds(pid_list):
-    """CPU seconds of each thread of these processes, keyed by (pid, tid), with its name."""
+    """CPU seconds of each thread of these processes, keyed by (pid, tid, name)."""
     out = {}
     for pid in pid_list:
         try:
@@ -48,13 +52,10 @@ def thread_seconds(pid_list):
         except OSError:
             continue
         for tid in tids:
-            try:
-                stat = open(f"/proc/{pid}/task/{tid}/stat").read()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            out[(pid, tid)] = (name, (int(fields[11]) + int(fields[12])) / HZ)
+            found = stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+            if found:
+                name, cpu = found
+                out[(pid, tid, name)] = cpu
     return out
 
 
@@ -78,8 +79,8 @@ def main():
         ["target/release/examples/bench", scenario], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     mariadbd = pids("mariadbd")
-    previous, deltas = None, []
-    previous_threads, thread_deltas = {}, []
+    # Each delta: the sample's columns, and allim's threads' CPU by (pid, tid, name).
+    previous, previous_threads, deltas = None, {}, []
     while bench.poll() is None:
         # Each process is looked up again: the scenario starts and stops them.
         server_pids = pids("allim serve")
@@ -93,10 +94,8 @@ def main():
             *idle_and_total(),
         )
         if previous:
-            deltas.append([a - b for a, b in zip(sample, previous)])
-            thread_deltas.append(
-                {key: (name, cpu - previous_threads[key][1]) for key, (name, cpu) in threads.items() if key in previous_threads}
-            )
+            by_thread = {key: cpu - previous_threads[key] for key, cpu in threads.items() if key in previous_threads}
+            deltas.append(([a - b for a, b in zip(sample, previous)], by_thread))
         previous, previous_threads = sample, threads
         time.sleep(0.05)
     baseline = "raw INSERTs" if scenario == "ingest" else "Python peer"
@@ -105,16 +104,15 @@ def main():
     busy = (1 if backend == "mariadb" else 4) if scenario == "ingest" else 3
     parts = {"allim": [0.0] * 7, baseline: [0.0] * 7}
     # allim's part thread by thread: whether one thread (SQLite's writer, say) is the one busy.
-    allim_threads = {}
-    for d, td in zip(deltas, thread_deltas):
+    allim_threads = collections.Counter()
+    for d, by_thread in deltas:
         dt, db, server, peer, client = d[:5]
         # A process that started or stopped within a sample shows as a negative or huge delta.
         if min(db, server, peer, client) < 0:
             continue
         if server / dt > 0.1:
             name = "allim"
-            for key, (thread, cpu) in td.items():
-                allim_threads[key] = (thread, allim_threads.get(key, (thread, 0.0))[1] + cpu)
+            allim_threads.update(by_thread)
         elif d[busy] / dt > 0.3:
             name = baseline
         else:
@@ -129,8 +127,8 @@ def main():
             )
     dt = parts["allim"][0]
     if dt:
-        busiest = sorted(allim_threads.values(), key=lambda t: -t[1])
-        shown = ", ".join(f"{name} {cpu / dt:.2f}" for name, cpu in busiest if cpu / dt >= 0.01)
+        busiest = allim_threads.most_common()
+        shown = ", ".join(f"{name} {cpu / dt:.2f}" for (_, _, name), cpu in busiest if cpu / dt >= 0.01)
         print(f"allim's threads during its part (cores, busiest first): {shown}")
     log.close()
     print(open(log_path).read())

@@ -554,6 +554,9 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let topic = "arn:aws:sns:ap-northeast-2:123456789012:bench";
     let count: usize = env_or("ALLIM_BENCH_SNS_MESSAGES", 20_000);
+    // 32 (the target's figure), or more to see whether more requests in flight fill the cores
+    // this closed loop leaves idle.
+    let connections: usize = env_or("ALLIM_BENCH_SNS_CONNECTIONS", 32usize).max(1);
     let warm = 1_000.min(count / 10);
     let bodies = Arc::new(signed_sns_bodies(root, topic, &cert_base, count + warm)?);
 
@@ -571,14 +574,19 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     )
     .await?;
     let ours = allim
-        .measure("sns", &format!("{}/webhooks/sns", allim.url), &bodies, warm)
+        .measure(
+            "sns",
+            &format!("{}/webhooks/sns", allim.url),
+            &bodies,
+            warm,
+            connections,
+        )
         .await?;
     drop(allim);
     ours.print("sns: allim (verify, de-duplicate, commit)");
     report(
         &format!(
-            "SNS webhook (verify + accept), {} connections, {}",
-            sns_connections(),
+            "SNS webhook (verify + accept), {connections} connections, {}",
             backend_of(db_url)
         ),
         format!(
@@ -613,7 +621,13 @@ async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
         .env("ALLIM_SNS_INSECURE_CERT_URL_PREFIX", &cert_base);
     let peer = Proc::start("python-sns", cmd, port, None).await?;
     let theirs = peer
-        .measure("sns-python", &format!("{}/webhooks/sns", peer.url), &bodies, warm)
+        .measure(
+            "sns-python",
+            &format!("{}/webhooks/sns", peer.url),
+            &bodies,
+            warm,
+            connections,
+        )
         .await?;
     drop(peer);
     theirs.print("sns: python peer (verify only, stores nothing)");
@@ -841,8 +855,8 @@ impl Proc {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
-    /// Warms up with the first `warm` bodies, then posts the rest with [`sns_connections`] clients
-    /// and measures;
+    /// Warms up with the first `warm` bodies, then posts the rest with `clients` connections and
+    /// measures;
     /// with `ALLIM_BENCH_PERF=<dir>`, `perf record` is attached to this process for the measured
     /// part (`<dir>/<label>.perf.data`).
     async fn measure(
@@ -851,12 +865,13 @@ impl Proc {
         url: &str,
         bodies: &Arc<Vec<String>>,
         warm: usize,
+        clients: usize,
     ) -> anyhow::Result<Measured> {
-        post_all(url, Arc::new(bodies[..warm].to_vec()), sns_connections()).await?;
+        post_all(url, Arc::new(bodies[..warm].to_vec()), clients).await?;
         let measured = Arc::new(bodies[warm..].to_vec());
         let perf = self.perf(label)?;
         let (server, client) = (self.cpu(), cpu_seconds());
-        let (secs, lat) = post_all(url, measured.clone(), sns_connections()).await?;
+        let (secs, lat) = post_all(url, measured.clone(), clients).await?;
         let (server, client) = (self.cpu() - server, cpu_seconds() - client);
         if let Some(perf) = perf {
             stop_perf(perf)?;
@@ -1713,12 +1728,6 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
     }
     stop.cancel();
     Ok(())
-}
-
-/// The SNS scenario's connections: 32 (the target's figure), or ALLIM_BENCH_SNS_CONNECTIONS to
-/// see whether more requests in flight fill the cores this closed loop leaves idle.
-fn sns_connections() -> usize {
-    env_or("ALLIM_BENCH_SNS_CONNECTIONS", 32usize).max(1)
 }
 
 /// Posts every body once with `clients` connections; seconds taken and each request's latency.
