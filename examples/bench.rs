@@ -261,7 +261,7 @@ async fn ingest(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
     // Rounds alternate (HTTP, then raw) so that both see the same drift of a shared machine;
     // the figure is the median round's ratio.
     let notifications = (requests * BATCH) as f64;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let mut ratios = Vec::new();
     let allim_db = server_db_url(db_url, dir, "ingest");
     for round in 1..=rounds {
@@ -509,7 +509,7 @@ impl RawInserts {
 
 async fn single(db_url: &str) -> anyhow::Result<()> {
     let (url, stop, _) = start(db_url, |_| {}).await?;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut tasks = Vec::new();
     for w in 0..32 {
@@ -726,6 +726,15 @@ fn signed_sns_bodies(
 }
 
 /// A variable's value, or `default` when it is unset or not a number.
+/// The load generator's HTTP client: a server that stops answering fails the run within a
+/// minute instead of hanging it (allim answers any request within its own 30 s).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("the benchmark's HTTP client")
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -811,7 +820,7 @@ impl Proc {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let client = reqwest::Client::new();
+        let client = http_client();
         let up = Instant::now();
         loop {
             if let Some(status) = proc.child.try_wait()? {
@@ -1427,7 +1436,7 @@ fn sign(door: std::net::SocketAddr, body: &[u8]) -> Vec<(String, String)> {
 
 /// Sends every prepared request with 8 clients; notifications/s and CPU seconds used.
 async fn drive(requests: Arc<Vec<Prepared>>, per_request: usize) -> anyhow::Result<(f64, f64)> {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let cpu = cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -1633,7 +1642,7 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
             .unwrap_or(Duration::from_secs(1));
     })
     .await?;
-    let client = reqwest::Client::new();
+    let client = http_client();
     let mut n: u64 = 0;
     for rate in [100u64, 1000] {
         let seconds = 5;
@@ -1732,7 +1741,7 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
 
 /// Posts every body once with `clients` connections; seconds taken and each request's latency.
 async fn post_all(url: &str, bodies: Arc<Vec<String>>, clients: usize) -> anyhow::Result<(f64, Vec<Duration>)> {
-    let client = reqwest::Client::new();
+    let client = http_client();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
