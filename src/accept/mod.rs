@@ -343,15 +343,7 @@ impl Acceptor {
         let mut tries = 0;
         loop {
             tries += 1;
-            let once: Result<(), StoreError> = async {
-                let mut tx = self.store.begin().await?;
-                store::insert_deliveries(&mut tx, &deliveries).await?;
-                if !inbox.is_empty() {
-                    store::insert_inbox(&mut tx, &inbox).await?;
-                }
-                tx.commit().await
-            }
-            .await;
+            let once = self.store.commit_accepted(&deliveries, &inbox).await;
             match once {
                 Err(e) if e.is_deadlock() && tries < 3 => {
                     tracing::warn!(
