@@ -304,7 +304,8 @@ async fn sqlite_one_trip(pool: &sqlx::SqlitePool, deliveries: &[&NewDelivery], i
     match task.await {
         Ok(done) => done,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // The runtime is shutting down: the commit may not have happened, as in an outage.
+        // Cancelled: the runtime is shutting down, and its callers with it. Whether the query
+        // ran is not known; it is reported as the database being unavailable.
         Err(_) => Err(StoreError::Db(sqlx::Error::PoolClosed)),
     }
 }
