@@ -725,7 +725,6 @@ fn signed_sns_bodies(
     Ok(bodies)
 }
 
-/// A variable's value, or `default` when it is unset or not a number.
 /// The load generator's HTTP client: a server that stops answering fails the run within a
 /// minute instead of hanging it (allim answers any request within its own 30 s).
 fn http_client() -> reqwest::Client {
@@ -735,6 +734,7 @@ fn http_client() -> reqwest::Client {
         .expect("the benchmark's HTTP client")
 }
 
+/// A variable's value, or `default` when it is unset or not a number.
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -865,9 +865,8 @@ impl Proc {
     }
 
     /// Warms up with the first `warm` bodies, then posts the rest with `clients` connections and
-    /// measures;
-    /// with `ALLIM_BENCH_PERF=<dir>`, `perf record` is attached to this process for the measured
-    /// part (`<dir>/<label>.perf.data`).
+    /// measures; with `ALLIM_BENCH_PERF=<dir>`, `perf record` is attached to this process for
+    /// the measured part (`<dir>/<label>.perf.data`).
     async fn measure(
         &self,
         label: &str,

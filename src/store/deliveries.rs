@@ -104,12 +104,17 @@ where
     DB::Arguments: sqlx::IntoArguments<DB>,
 {
     use sqlx::Arguments;
-    // "VALUES " and "(?, ?, …), " per row: both backends write `?` placeholders.
-    let mut sql = String::with_capacity(head.len() + 8 + rows * (4 + columns * 3));
+    let mut sql = String::with_capacity(head.len() + values_len(rows, columns));
     sql.push_str(head);
     let mut args = DB::Arguments::default();
     args.reserve(rows * columns, bytes);
     QueryBuilder::with_arguments(sql, args)
+}
+
+/// The length of `VALUES (?, ?, …), (…)` for `rows` rows of `columns` placeholders (about: both
+/// backends write `?` placeholders), for a statement text's capacity.
+fn values_len(rows: usize, columns: usize) -> usize {
+    8 + rows * (4 + columns * 3)
 }
 
 /// A row's bound bytes beyond its texts: the integers, the short fixed strings (source,
@@ -236,9 +241,7 @@ impl Store {
     pub async fn commit_accepted(&self, deliveries: &[&NewDelivery], inbox: &[&InboxRow]) -> StoreResult<()> {
         match &self.pool {
             super::Pool::Sqlite(pool) => {
-                if let Some(c) = &self.checkpointer {
-                    c.kick();
-                }
+                self.kick_checkpointer();
                 sqlite_one_trip(pool, deliveries, inbox).await
             }
             super::Pool::MySql(_) => {
@@ -261,13 +264,17 @@ impl Store {
 async fn sqlite_one_trip(pool: &sqlx::SqlitePool, deliveries: &[&NewDelivery], inbox: &[&InboxRow]) -> StoreResult<()> {
     use sqlx::Arguments;
     use tracing::Instrument;
-    let statements = deliveries.len().div_ceil(CHUNK) + inbox.len().div_ceil(CHUNK);
-    let placeholders = deliveries.len() * DELIVERY_INSERT_COLUMNS + inbox.len() * INBOX_INSERT_COLUMNS;
-    // "BEGIN IMMEDIATE; ", each INSERT's head and "; ", "(?, ?, …), " per row, "COMMIT".
+    // Each INSERT's head, values and "; ", for rows split into statements of CHUNK rows.
+    let inserts = |head: &str, rows: usize, columns: usize| {
+        rows.div_ceil(CHUNK) * (head.len() + values_len(0, columns) + 2) + values_len(rows, columns)
+    };
     let mut sql = String::with_capacity(
-        32 + statements * (DELIVERY_INSERT.len() + 16) + placeholders * 3 + 4 * (deliveries.len() + inbox.len()),
+        "BEGIN IMMEDIATE; COMMIT".len()
+            + inserts(DELIVERY_INSERT, deliveries.len(), DELIVERY_INSERT_COLUMNS)
+            + inserts(INBOX_INSERT, inbox.len(), INBOX_INSERT_COLUMNS),
     );
     sql.push_str("BEGIN IMMEDIATE; ");
+    let placeholders = deliveries.len() * DELIVERY_INSERT_COLUMNS + inbox.len() * INBOX_INSERT_COLUMNS;
     let mut args = sqlx::sqlite::SqliteArguments::default();
     args.reserve(placeholders, delivery_bytes(deliveries) + inbox_bytes(inbox));
     let mut q = QueryBuilder::<sqlx::Sqlite>::with_arguments(sql, args);

@@ -328,11 +328,16 @@ impl Store {
         }
     }
 
-    /// Starts a transaction.
-    pub async fn begin(&self) -> StoreResult<Tx> {
+    /// SQLite on a file: tells the background checkpointer a transaction is starting.
+    fn kick_checkpointer(&self) {
         if let Some(c) = &self.checkpointer {
             c.kick();
         }
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        self.kick_checkpointer();
         Ok(match &self.pool {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Pool::MySql(p) => Tx::MySql(p.begin().await?),
