@@ -343,8 +343,7 @@ impl Acceptor {
         let mut tries = 0;
         loop {
             tries += 1;
-            let once = self.store.commit_accepted(&deliveries, &inbox).await;
-            match once {
+            match self.store.commit_accepted(&deliveries, &inbox).await {
                 Err(e) if e.is_deadlock() && tries < 3 => {
                     tracing::warn!(
                         rows = deliveries.len(),

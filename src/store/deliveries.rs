@@ -264,9 +264,12 @@ impl Store {
 async fn sqlite_one_trip(pool: &sqlx::SqlitePool, deliveries: &[&NewDelivery], inbox: &[&InboxRow]) -> StoreResult<()> {
     use sqlx::Arguments;
     use tracing::Instrument;
-    // Each INSERT's head, values and "; ", for rows split into statements of CHUNK rows.
-    let inserts = |head: &str, rows: usize, columns: usize| {
-        rows.div_ceil(CHUNK) * (head.len() + values_len(0, columns) + 2) + values_len(rows, columns)
+    // One INSERT per CHUNK rows, as pushed below: its head, its values and "; ".
+    let inserts = |head: &str, rows: usize, columns: usize| -> usize {
+        (0..rows)
+            .step_by(CHUNK)
+            .map(|first| head.len() + values_len(CHUNK.min(rows - first), columns) + 2)
+            .sum()
     };
     let mut sql = String::with_capacity(
         "BEGIN IMMEDIATE; COMMIT".len()
