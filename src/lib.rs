@@ -357,12 +357,11 @@ impl Application {
         let alarm_tick = config.alarms.alarm_tick;
         let state_clock = state.clock.clone();
         let app = api::router(state);
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = web::serve::serve(listener, app, shutdown.clone());
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(async move { server.await.context("HTTP server failed") });
         if let Some((listener, door)) = door {
-            let server = axum::serve(listener, ingress::sqs_door::router(door))
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            let server = web::serve::serve(listener, ingress::sqs_door::router(door), shutdown.clone());
             tasks.spawn(async move { server.await.context("SQS door failed") });
         }
         if let Some(d) = dispatcher.clone() {

@@ -108,7 +108,24 @@ fn every_resource_is_defined() {
         tg["TargetGroupAttributes"][0],
         json!({"Key": "deregistration_delay.timeout_seconds", "Value": {"Ref": "ShutdownGraceSeconds"}})
     );
-    one(&t, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    // allim closes a connection idle for its header-read deadline; the ALB must close first,
+    // or it may send a request on a connection allim is closing (a 502).
+    let alb = &one(&t, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"];
+    let idle = alb["LoadBalancerAttributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["Key"] == "idle_timeout.timeout_seconds")
+        .expect("the ALB's idle timeout is set")["Value"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert!(
+        idle < allim::web::serve::HEADER_READ_TIMEOUT.as_secs(),
+        "the ALB's idle timeout ({idle} s) is not below allim's ({:?})",
+        allim::web::serve::HEADER_READ_TIMEOUT
+    );
     let listeners = of_type(&t, "AWS::ElasticLoadBalancingV2::Listener");
     assert!(listeners.iter().any(|(_, l)| l["Properties"]["Protocol"] == "HTTPS"
         && l["Properties"]["Certificates"][0]["CertificateArn"] == json!({"Ref": "CertificateArn"})));
