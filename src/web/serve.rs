@@ -29,21 +29,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting, lets each
 /// connection finish the request it is on, and returns when all are closed.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> io::Result<()> {
-    serve_with(listener, router, shutdown, HEADER_READ_TIMEOUT).await
-}
-
-/// [`serve`] with the header-read deadline given (tests use a short one).
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    header_read_timeout: Duration,
-) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let connections = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
@@ -90,21 +80,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn started(
-        timeout: Duration,
-    ) -> (
-        std::net::SocketAddr,
-        CancellationToken,
-        tokio::task::JoinHandle<io::Result<()>>,
-    ) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_with(listener, router, shutdown.clone(), timeout));
-        (addr, shutdown, server)
-    }
-
     /// Reads until the server closes the connection (failing if it has not after twice the
     /// deadline); what it sent.
     async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
@@ -120,7 +95,11 @@ mod tests {
     /// the elapsed time read here is the server's deadline, not the machine's speed.
     #[tokio::test(start_paused = true)]
     async fn unfinished_headers_and_idle_connections_are_closed_after_the_deadline_not_before() {
-        let (addr, shutdown, server) = started(HEADER_READ_TIMEOUT).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router, shutdown.clone()));
 
         // Headers begun and never finished.
         let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -180,7 +159,7 @@ mod tests {
             }),
         );
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve_with(listener, router, shutdown.clone(), HEADER_READ_TIMEOUT));
+        let server = tokio::spawn(serve(listener, router, shutdown.clone()));
 
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client
