@@ -4,9 +4,13 @@
 //! Why not `axum::serve`: it builds hyper's connection without a timer, and hyper then skips its
 //! header-read deadline, so a client that opens a connection and never finishes a request's
 //! headers holds it, and the buffer hyper keeps for it, for ever. The request timeout
-//! (`TimeoutLayer`, 30 s) only starts once the headers are in. The rest is what `axum::serve`
-//! does: the same hyper builder (HTTP/1, and HTTP/2 with prior knowledge), the same handling of
-//! accept errors, and on shutdown no new connections, in-flight requests finished, then return.
+//! (`TimeoutLayer`, 30 s) only starts once the headers are in. Its connections also accept
+//! HTTP/2 without TLS ("prior knowledge"), first reading the opening bytes to tell the two
+//! apart with no deadline at all (a client that connects and sends nothing is kept), and HTTP/2
+//! has no header-read deadline in hyper; nothing of allim's speaks it (the ALB forwards
+//! HTTP/1.1, SDKs send HTTP/1.1 over plain HTTP), so this serves HTTP/1 only. The rest is what
+//! `axum::serve` does: the same handling of accept errors, and on shutdown no new connections,
+//! in-flight requests finished, then return.
 
 use std::io;
 use std::time::Duration;
@@ -29,7 +33,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting, lets each
 /// connection finish the request it is on, and returns when all are closed.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -48,9 +52,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
             },
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             // An error here is the client's (it went away, sent garbage, or took too long over
@@ -94,12 +96,29 @@ mod tests {
     /// Paused clock: time moves only when every task waits, straight to the next deadline, so
     /// the elapsed time read here is the server's deadline, not the machine's speed.
     #[tokio::test(start_paused = true)]
-    async fn unfinished_headers_and_idle_connections_are_closed_after_the_deadline_not_before() {
+    async fn silent_unfinished_and_idle_connections_are_closed_after_the_deadline_not_before() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(serve(listener, router, shutdown.clone()));
+
+        // HTTP/2 with prior knowledge is not spoken: closed at once, without an answer.
+        let mut h2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_to_close(&mut h2).await, "");
+        assert_eq!(start.elapsed(), Duration::ZERO);
+
+        // A connection that sends nothing at all.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_to_close(&mut silent).await, "");
+        let waited = start.elapsed();
+        assert!(
+            waited >= HEADER_READ_TIMEOUT && waited < HEADER_READ_TIMEOUT + Duration::from_secs(1),
+            "a silent connection closed after {waited:?}"
+        );
 
         // Headers begun and never finished.
         let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
