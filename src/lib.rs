@@ -359,10 +359,16 @@ impl Application {
         let app = api::router(state);
         let server = web::serve::serve(listener, app, shutdown.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move { server.await.context("HTTP server failed") });
+        tasks.spawn(async move {
+            server.await;
+            Ok(())
+        });
         if let Some((listener, door)) = door {
             let server = web::serve::serve(listener, ingress::sqs_door::router(door), shutdown.clone());
-            tasks.spawn(async move { server.await.context("SQS door failed") });
+            tasks.spawn(async move {
+                server.await;
+                Ok(())
+            });
         }
         if let Some(d) = dispatcher.clone() {
             let token = shutdown.clone();

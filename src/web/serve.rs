@@ -9,10 +9,10 @@
 //! apart with no deadline at all (a client that connects and sends nothing is kept), and HTTP/2
 //! has no header-read deadline in hyper; nothing of allim's speaks it (the ALB forwards
 //! HTTP/1.1, SDKs send HTTP/1.1 over plain HTTP), so this serves HTTP/1 only. The rest is what
-//! `axum::serve` does: the same handling of accept errors, and on shutdown no new connections,
-//! in-flight requests finished, then return.
+//! `axum::serve` does: connections accepted by axum's own `Listener` (a failed accept is skipped,
+//! or logged and retried after a second), and on shutdown no new connections, in-flight
+//! requests finished, then return.
 
-use std::io;
 use std::time::Duration;
 
 use axum::Router;
@@ -32,7 +32,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting, lets each
 /// connection finish the request it is on, and returns when all are closed.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> io::Result<()> {
+pub async fn serve(mut listener: TcpListener, router: Router, shutdown: CancellationToken) {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
@@ -40,16 +40,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connections = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, _) = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    accept_error(e).await;
-                    continue;
-                }
-            },
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
         let service = TowerToHyperService::new(router.clone());
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
@@ -62,19 +56,6 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     }
     drop(listener);
     connections.shutdown().await;
-    Ok(())
-}
-
-/// What `axum::serve` does with an accept error: a connection that failed before it was taken
-/// is skipped; anything else (out of file descriptors, say) is logged and retried after a second,
-/// rather than spinning.
-async fn accept_error(e: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
-        return;
-    }
-    tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 #[cfg(test)]
@@ -152,26 +133,23 @@ mod tests {
         );
 
         shutdown.cancel();
-        server.await.unwrap().unwrap();
+        server.await.unwrap();
     }
 
     #[tokio::test]
     async fn shutdown_finishes_the_request_in_flight_and_refuses_new_connections() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
-        let entered_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+        // The handler says it has the request, then waits to be released.
+        let entered = std::sync::Arc::new(tokio::sync::Notify::new());
         let release = std::sync::Arc::new(tokio::sync::Notify::new());
-        let held = release.clone();
+        let (has_it, held) = (entered.clone(), release.clone());
         let router = Router::new().route(
             "/slow",
             axum::routing::get(move || {
-                let entered = entered_tx.lock().unwrap().take();
-                let held = held.clone();
+                let (has_it, held) = (has_it.clone(), held.clone());
                 async move {
-                    if let Some(tx) = entered {
-                        let _ = tx.send(());
-                    }
+                    has_it.notify_one();
                     held.notified().await;
                     "done"
                 }
@@ -185,7 +163,7 @@ mod tests {
             .write_all(b"GET /slow HTTP/1.1\r\nHost: allim\r\n\r\n")
             .await
             .unwrap();
-        entered_rx.await.unwrap();
+        entered.notified().await;
         shutdown.cancel();
         // The listener is closed once the loop has seen the cancellation; the server itself
         // must not return while the request is in flight.
@@ -208,7 +186,6 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), server)
             .await
             .expect("the server did not return after its last connection closed")
-            .unwrap()
             .unwrap();
     }
 }
