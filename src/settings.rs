@@ -16,6 +16,43 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 25s, 500ms, 2m"))
 }
 
+/// The value parser of a setting that holds a secret (tokens, keys, signing secrets, webhook
+/// URLs): `Secret(parse)` runs `parse`, and on an error names the setting and the problem but
+/// not the value. clap's own error quotes the value ("invalid value '…' for …"), which would put
+/// the secret in the task's log; `hide_env_values` hides it from `--help` only. `parse`'s own
+/// messages must not quote the value either.
+#[derive(Clone)]
+pub struct Secret<T>(pub fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Secret<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let problem = match value.to_str() {
+            Some(value) => match (self.0)(value) {
+                Ok(parsed) => return Ok(parsed),
+                Err(problem) => problem,
+            },
+            None => "is not UTF-8".to_string(),
+        };
+        let setting = match (arg.and_then(|a| a.get_env()), arg) {
+            (Some(env), Some(arg)) => format!("{} / '{arg}'", env.to_string_lossy()),
+            (None, Some(arg)) => format!("'{arg}'"),
+            _ => "a setting".to_string(),
+        };
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value for {setting} (not shown: it holds a secret): {problem}\n"),
+        )
+        .with_cmd(cmd))
+    }
+}
+
 /// A settings group as clap's defaults make it, reading no environment variable (tests, and
 /// `Config::for_tests`, which must not drift from what `allim` runs with).
 pub fn defaults<T: Args + FromArgMatches>() -> T {

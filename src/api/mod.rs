@@ -53,7 +53,7 @@ pub struct ApiArgs {
         long,
         env = "ALLIM_API_TOKENS",
         value_delimiter = ',',
-        value_parser = ApiToken::parse,
+        value_parser = crate::settings::Secret(ApiToken::parse),
         hide_env_values = true,
         global = true
     )]

@@ -54,11 +54,11 @@ pub fn is_target_name(name: &str) -> bool {
 pub fn named_setting(s: &str, what: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("{:?} is not NAME=VALUE", s.split('=').next().unwrap_or_default()))?;
+        .ok_or_else(|| format!("each {what} must be NAME=VALUE"))?;
     let name = name.trim();
     if !is_target_name(name) {
         return Err(format!(
-            "{what} name {name:?} must be [a-z0-9_-], at most 64 characters"
+            "a {what} name (before the first =) must be [a-z0-9_-], at most 64 characters"
         ));
     }
     Ok((name.to_string(), value.trim().to_string()))

@@ -69,7 +69,7 @@ pub fn parse_webhook(s: &str) -> Result<SlackWebhook, String> {
 pub struct Settings {
     /// Named Slack incoming webhooks: `default=https://hooks.slack.com/…,ops=https://…`. A
     /// message's `channel` picks one (absent: `default`). Without any, Slack is dry-run.
-    #[arg(long, env = "ALLIM_SLACK_WEBHOOKS", value_delimiter = ',', value_parser = parse_webhook, hide_env_values = true, global = true)]
+    #[arg(long, env = "ALLIM_SLACK_WEBHOOKS", value_delimiter = ',', value_parser = crate::settings::Secret(parse_webhook), hide_env_values = true, global = true)]
     pub slack_webhooks: Vec<SlackWebhook>,
 
     /// Most Slack posts per second, per webhook (Slack allows about one per second per webhook).

@@ -127,12 +127,12 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 pub struct Settings {
     /// Named webhook endpoints: `default=https://example.com/hooks,billing=https://…`. A
     /// message's `endpoint` picks one (absent: `default`). Without any, webhooks are dry-run.
-    #[arg(long, env = "ALLIM_WEBHOOK_ENDPOINTS", value_delimiter = ',', value_parser = parse_endpoint, hide_env_values = true, global = true)]
+    #[arg(long, env = "ALLIM_WEBHOOK_ENDPOINTS", value_delimiter = ',', value_parser = crate::settings::Secret(parse_endpoint), hide_env_values = true, global = true)]
     pub webhook_endpoints: Vec<Endpoint>,
 
     /// The signing secret of each endpoint: `default=whsec_…,billing=whsec_…` (Standard
     /// Webhooks: Base64 of 24 to 64 random bytes).
-    #[arg(long, env = "ALLIM_WEBHOOK_SECRETS", value_delimiter = ',', value_parser = parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "ALLIM_WEBHOOK_SECRETS", value_delimiter = ',', value_parser = crate::settings::Secret(parse_secret), hide_env_values = true, global = true)]
     pub webhook_secrets: Vec<EndpointSecret>,
 
     /// Most posts per second, per endpoint.

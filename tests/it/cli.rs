@@ -30,6 +30,51 @@ fn migrate_creates_the_schema_and_bad_settings_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ALLIM_SQS_POLLERS"));
 }
 
+/// A bad value of a setting that holds a secret is named, with its problem, but not shown:
+/// the error goes to the task's log.
+#[test]
+fn bad_secret_settings_are_named_without_their_value() {
+    let secret = "Sekrit0Sekrit1Sekrit2";
+    for (setting, value, problem) in [
+        (
+            "ALLIM_SQS_DOOR_KEYS",
+            format!("AK:{secret}"),
+            "an access key id must be 16 to 128 letters and digits",
+        ),
+        (
+            "ALLIM_WEBHOOK_SECRETS",
+            format!("whsec_{secret}"),
+            "each secret must be NAME=VALUE",
+        ),
+        (
+            "ALLIM_WEBHOOK_SECRETS",
+            format!("orders=whsec_{secret}!"),
+            "is not Base64 after whsec_",
+        ),
+        (
+            "ALLIM_WEBHOOK_ENDPOINTS",
+            format!("orders=ftp://example.com/{secret}"),
+            "the URL must start with https://",
+        ),
+        (
+            "ALLIM_SLACK_WEBHOOKS",
+            format!("https://hooks.slack.com/services/{secret}?a=b"),
+            "a webhook name (before the first =)",
+        ),
+        ("ALLIM_API_TOKENS", format!("root:{secret}"), "unknown scope \"root\""),
+    ] {
+        let out = allim(&["migrate"], &[(setting, value.as_str())]);
+        assert!(!out.status.success(), "{setting}={value} was taken");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains(setting) && all.contains(problem), "{setting}: {all}");
+        assert!(!all.contains(secret), "{setting}: the secret is in the output: {all}");
+    }
+}
+
 /// Secure by default: without tokens allim will not serve /v1 on a non-loopback address.
 #[test]
 fn refuses_to_listen_open_on_the_network() {

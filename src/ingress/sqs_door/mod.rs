@@ -62,7 +62,7 @@ pub struct SqsDoorArgs {
         long,
         env = "ALLIM_SQS_DOOR_KEYS",
         value_delimiter = ',',
-        value_parser = AccessKey::parse,
+        value_parser = crate::settings::Secret(AccessKey::parse),
         hide_env_values = true,
         global = true
     )]
