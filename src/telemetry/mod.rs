@@ -47,7 +47,12 @@ pub fn init(config: &LogArgs) {
         LogFormat::Json
     });
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A line that cannot be written (stdout closed) is dropped. tracing-subscriber would report
+    // it with eprintln!, which panics when stderr is closed too: in whatever task logged, the
+    // SIGTERM handler's among them, which left allim deaf to SIGTERM.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder
             .json()

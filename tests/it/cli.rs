@@ -75,6 +75,56 @@ fn bad_secret_settings_are_named_without_their_value() {
     }
 }
 
+/// SIGTERM stops allim even when its log has nowhere to go (stdout and stderr both closed by
+/// the reader): a log line that cannot be written is dropped, not a panic that takes down the
+/// task it was logged from — the signal's among them, which left allim deaf to SIGTERM.
+#[test]
+fn sigterm_stops_allim_whose_log_pipes_are_closed() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_allim"))
+        .env_clear()
+        .envs([
+            ("ALLIM_LOG_FORMAT", "json"),
+            ("DATABASE_URL", url.as_str()),
+            ("ALLIM_LISTEN", "127.0.0.1:0"),
+            ("ALLIM_SHUTDOWN_GRACE", "2s"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("allim ready") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "allim ended before it was ready"
+        );
+    }
+    drop(stdout);
+    drop(child.stderr.take());
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("allim did not stop within 20 s of SIGTERM with its log pipes closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
 /// Secure by default: without tokens allim will not serve /v1 on a non-loopback address.
 #[test]
 fn refuses_to_listen_open_on_the_network() {
