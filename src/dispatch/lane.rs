@@ -158,16 +158,19 @@ impl Lane {
         // claiming transaction per delivery (bench/README.md, 2026-12-07).
         let mut look = true;
         let mut next_look = Instant::now();
-        // When to renew next. Leases of rows in flight that could not be renewed (the database
-        // unreachable) are tried again at the interval, not a third of a lease later: when the
-        // database is back they are renewed before another task may take those rows over
-        // (`Store::claim_due` waits a third of a lease past a lease's end).
-        let renew_after = |renewed: bool| {
+        // When to renew next: a third of a lease on, or at the interval when
+        // - leases of rows in flight could not be renewed (the database unreachable): when the
+        //   database is back they are renewed before another task may take those rows over
+        //   (`Store::claim_due` waits a third of a lease past a lease's end);
+        // - the lane is not held here: a task that stops gives its lanes back at once, and this
+        //   one then takes them within an interval, not up to a third of a lease (20 s at the
+        //   default) later. Every deploy has the new tasks waiting so for the old ones' lanes.
+        let renew_after = |soon: bool| {
             Instant::now()
-                + if renewed {
-                    renew_every
-                } else {
+                + if soon {
                     renew_every.min(self.config.dispatch_interval)
+                } else {
+                    renew_every
                 }
         };
         while !shutdown.is_cancelled() {
@@ -182,7 +185,7 @@ impl Lane {
             if Instant::now() >= next_renewal {
                 let renewed;
                 (holds, renewed) = self.renew(&ids, holds).await;
-                next_renewal = renew_after(renewed);
+                next_renewal = renew_after(!renewed || !holds);
             }
             if Instant::now() >= next_look {
                 look = true;
@@ -267,7 +270,7 @@ impl Lane {
                 _ = tokio::time::sleep_until(next_renewal.into()) => {
                     let renewed;
                     (holds, renewed) = self.renew(&ids, holds).await;
-                    next_renewal = renew_after(renewed);
+                    next_renewal = renew_after(!renewed);
                 }
             }
         }
@@ -293,6 +296,10 @@ impl Lane {
         }
         let holds = match self.store.hold_lane(self.name(), &self.owner, now, until).await {
             Ok(holds) => {
+                self.metrics
+                    .lane_held
+                    .with_label_values(&[self.channel.name()])
+                    .set(i64::from(holds));
                 if holds != held {
                     tracing::info!(
                         channel = self.name(),
@@ -316,6 +323,7 @@ impl Lane {
         if let Err(e) = self.store.release_lane(self.name(), &self.owner, now).await {
             tracing::warn!(channel = self.name(), error = %e, "lane: could not give the lane back; it expires by itself");
         }
+        self.metrics.lane_held.with_label_values(&[self.channel.name()]).set(0);
     }
 
     /// Sends one claimed row and records the outcome.

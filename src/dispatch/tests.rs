@@ -397,9 +397,19 @@ fn quiet() -> DispatchArgs {
 /// Runs a dispatcher whose one lane is Slack's, sent by `channel` at a rate at which the lane
 /// claims as many rows as `config` allows.
 fn run_slack(store: &Store, channel: Arc<dyn Channel>, clock: &Clock, config: DispatchArgs) -> Running {
+    run_slack_with(store, channel, clock, config, Arc::new(Metrics::new()))
+}
+
+/// As [`run_slack`], recording into `metrics`.
+fn run_slack_with(
+    store: &Store,
+    channel: Arc<dyn Channel>,
+    clock: &Clock,
+    config: DispatchArgs,
+    metrics: Arc<Metrics>,
+) -> Running {
     let mut channels = Channels::default();
     channels.register(NotificationType::Slack, channel);
-    let metrics = Arc::new(Metrics::new());
     let wake = Wake::default();
     let mut rates = crate::settings::defaults::<crate::channels::ChannelArgs>();
     rates.slack.slack_rate_per_sec = 1000.0;
@@ -456,6 +466,52 @@ async fn a_running_lane_claims_once_per_wake_not_after_each_send() {
         (5, 1),
         "one claim per wake, plus the first"
     );
+}
+
+/// A task that stops gives its lanes back, and a task waiting for one takes it within its
+/// interval, not at its next renewal a third of a lease later (20 s at the default lease):
+/// every deploy has the new tasks waiting so for the old ones' lanes. (Real time, as the other
+/// running-lane tests: tokio's paused clock would run sqlx's pool timeouts out while SQLite's
+/// worker thread works. The interval is 100 ms against a 20 s renewal, so the two schedules
+/// are 200× apart.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_lane_takes_a_lane_given_back_within_its_interval() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    // The old task holds the Slack lane, with the default lease (renewed every 20 s).
+    assert!(store.hold_lane("SLACK", "old-task", T0, T0 + 60_000).await.unwrap());
+    insert_slack(&store, &["after-deploy"], T0).await;
+    let config = DispatchArgs {
+        dispatch_interval: Duration::from_millis(100),
+        ..args()
+    };
+    assert_eq!(config.dispatch_lease, Duration::from_secs(60));
+    // The new task: its gauge starts at -1, so that 0 means "tried and found the lane held".
+    let metrics = Arc::new(Metrics::new());
+    let held = metrics.lane_held.with_label_values(&["scripted"]);
+    held.set(-1);
+    let channel = Arc::new(Scripted::default());
+    let lane = run_slack_with(&store, channel.clone(), &clock, config, metrics);
+    until("the new task finds the lane held", async || held.get() == 0).await;
+    assert!(channel.calls.lock().unwrap().is_empty());
+
+    // The old task stops and gives the lane back.
+    store.release_lane("SLACK", "old-task", T0).await.unwrap();
+    let given_back = std::time::Instant::now();
+    until("the delivery", async || {
+        let row = store.get_delivery("after-deploy").await.unwrap().unwrap();
+        row.status == DeliveryStatus::Delivered
+    })
+    .await;
+    let waited = given_back.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the lane was taken {waited:?} after it was given back (interval 100 ms, renewal 20 s)"
+    );
+    assert_eq!(held.get(), 1);
+    lane.shutdown.cancel();
+    lane.running.await.unwrap();
+    assert_eq!(held.get(), 0, "a stopped task holds no lane");
 }
 
 /// A Slack channel for the running-lane tests: every send is recorded; a row `t<i>` takes

@@ -44,6 +44,9 @@ pub struct Metrics {
     pub sns_rejected: IntCounterVec,
     /// 1 while a channel's lane is paused because its provider refused allim's credentials.
     pub lane_paused: IntGaugeVec,
+    /// 1 while this task holds a channel's lane (it sends that channel's deliveries), 0 while
+    /// another task does.
+    pub lane_held: IntGaugeVec,
     /// Watcher polls by watcher and outcome (`ok`, `error`).
     pub watcher_polls: IntCounterVec,
     /// New items watchers found, by watcher.
@@ -142,6 +145,15 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(lane_paused.clone())).expect("unique metric");
+        let lane_held = IntGaugeVec::new(
+            Opts::new(
+                "lane_held",
+                "1 while this task holds a channel's lane and sends its deliveries, 0 while another task does",
+            ),
+            &["channel"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(lane_held.clone())).expect("unique metric");
         let watcher_polls = counter(
             "watcher_polls_total",
             "Watcher polls by watcher and outcome",
@@ -183,6 +195,7 @@ impl Metrics {
         Metrics {
             recipient_results,
             lane_paused,
+            lane_held,
             lane_throttled,
             lane_rate,
             watcher_polls,
