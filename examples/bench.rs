@@ -202,17 +202,39 @@ fn print_report() {
 async fn start(
     db_url: &str,
     configure: impl FnOnce(&mut Config),
-) -> anyhow::Result<(String, tokio_util::sync::CancellationToken, allim::store::Store)> {
+) -> anyhow::Result<(String, InProcess, allim::store::Store)> {
     let mut config = Config::for_tests(db_url);
     config.db.db_max_connections = 16;
     config.api.max_body_bytes = 1024 * 1024;
     configure(&mut config);
     let app = Application::build(config).await?;
     let url = format!("http://{}", app.local_addr());
-    let token = app.shutdown_token();
     let store = app.store().clone();
-    tokio::spawn(app.run_until_stopped());
-    Ok((url, token, store))
+    Ok((url, InProcess::run(app), store))
+}
+
+/// allim running in the benchmark process.
+struct InProcess {
+    token: tokio_util::sync::CancellationToken,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    fn run(app: Application) -> InProcess {
+        let token = app.shutdown_token();
+        InProcess {
+            token,
+            running: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    /// Stops it as SIGTERM does and waits until it has: the next scenario on the same database
+    /// must not start while this one still holds the dispatcher's lanes (a new dispatcher finds
+    /// them held and tries again only at its interval; 2026-12-07, the tenth machine).
+    async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.running.await?
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -552,8 +574,7 @@ async fn single(db_url: &str) -> anyhow::Result<()> {
         percentile(&all, 0.5).as_secs_f64() * 1000.0,
         percentile(&all, 0.99).as_secs_f64() * 1000.0
     );
-    stop.cancel();
-    Ok(())
+    stop.stop().await
 }
 
 async fn sns(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
@@ -1486,8 +1507,7 @@ async fn door(db_url: &str) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let api = format!("http://{}", app.local_addr());
     let door = app.sqs_door_addr().expect("the door is on");
-    let stop = app.shutdown_token();
-    tokio::spawn(app.run_until_stopped());
+    let stop = InProcess::run(app);
 
     let requests = 4000;
     let per = 10;
@@ -1565,8 +1585,7 @@ async fn door(db_url: &str) -> anyhow::Result<()> {
         "≤ +20 %",
         Some(median <= 20.0),
     );
-    stop.cancel();
-    Ok(())
+    stop.stop().await
 }
 
 /// One stand-in for SENS, FCM (token and send), Slack and webhooks: answers at once with each provider's success
@@ -1745,8 +1764,7 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
             }
         }
     }
-    stop.cancel();
-    Ok(())
+    stop.stop().await
 }
 
 /// Posts every body once with `clients` connections; seconds taken and each request's latency.
