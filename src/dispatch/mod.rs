@@ -34,7 +34,8 @@ pub struct DispatchArgs {
     #[arg(long, env = "ALLIM_DISPATCH", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub dispatch: bool,
 
-    /// How often the dispatcher looks for due deliveries when nothing wakes it.
+    /// How often the dispatcher looks for due deliveries when nothing wakes it, and how often a
+    /// task without a channel's lane tries for it.
     #[arg(long, env = "ALLIM_DISPATCH_INTERVAL", default_value = "1s", value_parser = parse_duration, global = true)]
     pub dispatch_interval: Duration,
 
