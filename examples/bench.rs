@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         }
         if wants("latency") {
             latency(db_url).await?;
+            raw_commit_latency(db_url, dir).await?;
         }
     }
     // Needs an SQS stand-in that stays fast at depth (ministack; bench/run.sh starts it) and,
@@ -1765,6 +1766,98 @@ async fn latency(db_url: &str) -> anyhow::Result<()> {
         }
     }
     stop.stop().await
+}
+
+/// The database's own commit latency at the latency scenario's 100/s: single-row INSERTs of a
+/// pending SMS delivery row (allim's accept writes that row and commits), each committed on its
+/// own, 500 at a fixed rate, into a database of its own migrated by allim (SQLite: WAL,
+/// synchronous=NORMAL, one connection, as allim; MariaDB: a pool of 10). No target: it is what
+/// the accept → provider figure cannot go below, since each delivery waits for at least two
+/// commits (its accept, and the claim that leases it) before its provider call.
+async fn raw_commit_latency(db_url: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    const INSERT: &str = "INSERT INTO deliveries (id, idempotency_key, notification_type, source, payload, status, \
+                          next_attempt_at, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    let rate = 100u64;
+    let total = rate * 5;
+    let payload = json!({"notificationType": "SMS", "to": ["01012345678"], "content": "bench"}).to_string();
+    let backend = backend_of(db_url);
+    macro_rules! run {
+        ($pool:expr) => {{
+            let pool = $pool;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..total {
+                tick.tick().await;
+                let (pool, payload) = (pool.clone(), payload.clone());
+                tasks.spawn(async move {
+                    let now = 1_790_000_000_000_i64;
+                    let t = Instant::now();
+                    sqlx::query(INSERT)
+                        .bind(uuid::Uuid::now_v7().to_string())
+                        .bind(None::<&str>)
+                        .bind("SMS")
+                        .bind("http")
+                        .bind(payload)
+                        .bind("pending")
+                        .bind(now)
+                        .bind(None::<&str>)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&pool)
+                        .await?;
+                    anyhow::Ok(t.elapsed())
+                });
+            }
+            let mut lat = Vec::with_capacity(total as usize);
+            while let Some(r) = tasks.join_next().await {
+                lat.push(r??);
+            }
+            pool.close().await;
+            lat
+        }};
+    }
+    let mut lat = if db_url.starts_with("sqlite") {
+        let url = format!("sqlite://{}", dir.join("raw-commit.db").display());
+        migrated(&url).await?;
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()?
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+        run!(
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?
+        )
+    } else {
+        let url = format!("{db_url}_raw");
+        recreate_mysql(&url).await?;
+        migrated(&url).await?;
+        run!(
+            sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(10)
+                .connect(&url)
+                .await?
+        )
+    };
+    lat.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (p50, p99, max) = (
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99)),
+        ms(lat[lat.len() - 1]),
+    );
+    println!(
+        "latency baseline: a raw single-row commit at {rate}/s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    report(
+        &format!("the database's own commit at {rate}/s (raw single-row INSERTs, no allim), {backend}"),
+        format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"),
+        "—",
+        None,
+    );
+    Ok(())
 }
 
 /// Posts every body once with `clients` connections; seconds taken and each request's latency.
