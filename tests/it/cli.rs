@@ -111,16 +111,15 @@ fn sigterm_stops_allim_whose_log_pipes_are_closed() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("allim did not stop within 20 s of SIGTERM with its log pipes closed");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // Waits for the exit itself (on a thread of its own), not in polls.
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait().unwrap());
+    });
+    let Ok(status) = exit.recv_timeout(std::time::Duration::from_secs(20)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("allim did not stop within 20 s of SIGTERM with its log pipes closed");
     };
     assert!(status.success(), "{status}");
 }
