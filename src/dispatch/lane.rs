@@ -291,15 +291,12 @@ impl Lane {
             if let Err(e) = self.store.renew_leases(&self.owner, &ids, until).await {
                 tracing::warn!(channel = self.name(), error = %e, rows = ids.len(),
                     "lane: could not renew leases; trying again at the interval, and each row is checked again before its provider call");
+                self.show_held(false);
                 return (false, false);
             }
         }
         let holds = match self.store.hold_lane(self.name(), &self.owner, now, until).await {
             Ok(holds) => {
-                self.metrics
-                    .lane_held
-                    .with_label_values(&[self.channel.name()])
-                    .set(i64::from(holds));
                 if holds != held {
                     tracing::info!(
                         channel = self.name(),
@@ -315,7 +312,16 @@ impl Lane {
                 false
             }
         };
+        self.show_held(holds);
         (holds, true)
+    }
+
+    /// `allim_lane_held`: 1 while this task holds the lane and claims, else 0.
+    fn show_held(&self, holds: bool) {
+        self.metrics
+            .lane_held
+            .with_label_values(&[self.channel.name()])
+            .set(i64::from(holds));
     }
 
     /// Gives the lane back.
@@ -323,7 +329,7 @@ impl Lane {
         if let Err(e) = self.store.release_lane(self.name(), &self.owner, now).await {
             tracing::warn!(channel = self.name(), error = %e, "lane: could not give the lane back; it expires by itself");
         }
-        self.metrics.lane_held.with_label_values(&[self.channel.name()]).set(0);
+        self.show_held(false);
     }
 
     /// Sends one claimed row and records the outcome.

@@ -514,6 +514,27 @@ async fn a_waiting_lane_takes_a_lane_given_back_within_its_interval() {
     assert_eq!(held.get(), 0, "a stopped task holds no lane");
 }
 
+/// `allim_lane_held` says whether this task sends the channel's deliveries: 0 once the
+/// database cannot be reached, though the lane's lease may still be live there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_that_cannot_reach_the_database_shows_as_not_held() {
+    let clock = Clock::manual(T0);
+    let store = Store::memory().await;
+    // A 300 ms lease: the lane renews it every 100 ms.
+    let config = DispatchArgs {
+        dispatch_lease: Duration::from_millis(300),
+        ..quiet()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let held = metrics.lane_held.with_label_values(&["scripted"]);
+    let lane = run_slack_with(&store, Arc::new(Scripted::default()), &clock, config, metrics.clone());
+    until("the lane held", async || held.get() == 1).await;
+    store.close().await;
+    until("the lane shown as not held", async || held.get() == 0).await;
+    lane.shutdown.cancel();
+    lane.running.await.unwrap();
+}
+
 /// A Slack channel for the running-lane tests: every send is recorded; a row `t<i>` takes
 /// (i + 1) × 100 ms; the first send of any other row waits until the test lets it go.
 #[derive(Default)]

@@ -45,7 +45,7 @@ pub struct Metrics {
     /// 1 while a channel's lane is paused because its provider refused allim's credentials.
     pub lane_paused: IntGaugeVec,
     /// 1 while this task holds a channel's lane (it sends that channel's deliveries), 0 while
-    /// another task does.
+    /// another task does or this one cannot reach the database.
     pub lane_held: IntGaugeVec,
     /// Watcher polls by watcher and outcome (`ok`, `error`).
     pub watcher_polls: IntCounterVec,
