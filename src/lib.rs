@@ -357,18 +357,17 @@ impl Application {
         let alarm_tick = config.alarms.alarm_tick;
         let state_clock = state.clock.clone();
         let app = api::router(state);
-        let server = web::serve::serve(listener, app, shutdown.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move {
-            server.await;
-            Ok(())
-        });
+        tasks.spawn(futures::FutureExt::map(
+            web::serve::serve(listener, app, shutdown.clone()),
+            Ok,
+        ));
         if let Some((listener, door)) = door {
-            let server = web::serve::serve(listener, ingress::sqs_door::router(door), shutdown.clone());
-            tasks.spawn(async move {
-                server.await;
-                Ok(())
-            });
+            let router = ingress::sqs_door::router(door);
+            tasks.spawn(futures::FutureExt::map(
+                web::serve::serve(listener, router, shutdown.clone()),
+                Ok,
+            ));
         }
         if let Some(d) = dispatcher.clone() {
             let token = shutdown.clone();

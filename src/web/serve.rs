@@ -8,7 +8,8 @@
 //! HTTP/2 without TLS ("prior knowledge"), first reading the opening bytes to tell the two
 //! apart with no deadline at all (a client that connects and sends nothing is kept), and HTTP/2
 //! has no header-read deadline in hyper; nothing of allim's speaks it (the ALB forwards
-//! HTTP/1.1, SDKs send HTTP/1.1 over plain HTTP), so this serves HTTP/1 only. The rest is what
+//! HTTP/1.1, SDKs send HTTP/1.1 over plain HTTP), so this serves hyper's HTTP/1 connection alone,
+//! not the builder that tells the two apart. The rest is what
 //! `axum::serve` does: connections accepted by axum's own `Listener` (a failed accept is skipped,
 //! or logged and retried after a second), and on shutdown no new connections, in-flight
 //! requests finished, then return.
@@ -16,8 +17,8 @@
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -33,9 +34,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting, lets each
 /// connection finish the request it is on, and returns when all are closed.
 pub async fn serve(mut listener: TcpListener, router: Router, shutdown: CancellationToken) {
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connections = GracefulShutdown::new();
@@ -46,7 +46,7 @@ pub async fn serve(mut listener: TcpListener, router: Router, shutdown: Cancella
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
         };
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             // An error here is the client's (it went away, sent garbage, or took too long over
