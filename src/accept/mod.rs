@@ -36,6 +36,18 @@ pub enum AcceptError {
     Group(Arc<AcceptError>),
 }
 
+impl AcceptError {
+    /// The write deadline this failure passed, if that is what it was: the outcome is then
+    /// unknown (the rows may have been committed), unlike every other failure here.
+    pub fn timed_out(&self) -> Option<std::time::Duration> {
+        match self {
+            AcceptError::Store(StoreError::Timeout(after)) => Some(*after),
+            AcceptError::Group(e) => e.timed_out(),
+            _ => None,
+        }
+    }
+}
+
 pub type AcceptResult<T> = Result<T, AcceptError>;
 
 /// Which ingress a message came through (stored in `deliveries.source`).

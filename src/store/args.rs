@@ -29,6 +29,15 @@ pub struct DbArgs {
     #[arg(long, env = "ALLIM_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
 
+    /// Longest a commit of accepted notifications may take, from taking a connection to the
+    /// database's answer. Past it the commit is abandoned and its callers are answered 503
+    /// "may have been stored" (retry with the same idempotency key; the SQS consumer leaves
+    /// the batch on the queue). A database that stops answering without closing the
+    /// connection would otherwise hold a writer until TCP gives up (about 15 minutes on
+    /// Linux). At most 25 s, below the 30 s request timeout, so the answer says which.
+    #[arg(long, env = "ALLIM_DB_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub db_write_timeout: Duration,
+
     /// TLS to MySQL that verifies the server's certificate and host name against
     /// `ALLIM_DB_CA` (RDS Proxy: set `RequireTLS` on the proxy too).
     #[arg(long, env = "ALLIM_DB_TLS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
@@ -102,6 +111,11 @@ impl DbArgs {
         }
         if self.db_acquire_timeout < Duration::from_millis(100) || self.db_acquire_timeout > Duration::from_secs(60) {
             anyhow::bail!("ALLIM_DB_ACQUIRE_TIMEOUT must be between 100ms and 60s");
+        }
+        if self.db_write_timeout < Duration::from_millis(100) || self.db_write_timeout > Duration::from_secs(25) {
+            anyhow::bail!(
+                "ALLIM_DB_WRITE_TIMEOUT must be between 100ms and 25s (below the 30s request timeout, so a caller is told what happened)"
+            );
         }
         if let Some(r) = self.retention
             && r < Duration::from_secs(24 * 3600)

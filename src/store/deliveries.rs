@@ -238,21 +238,33 @@ impl Store {
     /// Under the SNS benchmark the cores sat a third idle waiting on those hand-offs; with one
     /// trip allim answered 6–32 % more requests a second on SQLite, binaries interleaved
     /// (bench/README.md, 2026-12-07 evening).
+    ///
+    /// All of it, from taking a connection to the answer to COMMIT, within
+    /// `ALLIM_DB_WRITE_TIMEOUT`; past it the commit is abandoned with [`StoreError::Timeout`],
+    /// its outcome unknown. On MySQL the transaction is dropped where it stands: sqlx rolls it
+    /// back, or finds the connection dead, before the pool hands it out again (on a database
+    /// that stopped answering that check waits out TCP, holding one pool slot, not a writer).
+    /// On SQLite the statement's task runs on to its commit or rollback.
     pub async fn commit_accepted(&self, deliveries: &[&NewDelivery], inbox: &[&InboxRow]) -> StoreResult<()> {
-        match &self.pool {
-            super::Pool::Sqlite(pool) => {
-                self.kick_checkpointer();
-                sqlite_one_trip(pool, deliveries, inbox).await
-            }
-            super::Pool::MySql(_) => {
-                let mut tx = self.begin().await?;
-                insert_deliveries(&mut tx, deliveries).await?;
-                if !inbox.is_empty() {
-                    insert_inbox(&mut tx, inbox).await?;
+        let commit = async {
+            match &self.pool {
+                super::Pool::Sqlite(pool) => {
+                    self.kick_checkpointer();
+                    sqlite_one_trip(pool, deliveries, inbox).await
                 }
-                tx.commit().await
+                super::Pool::MySql(_) => {
+                    let mut tx = self.begin().await?;
+                    insert_deliveries(&mut tx, deliveries).await?;
+                    if !inbox.is_empty() {
+                        insert_inbox(&mut tx, inbox).await?;
+                    }
+                    tx.commit().await
+                }
             }
-        }
+        };
+        tokio::time::timeout(self.write_timeout, commit)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.write_timeout)))
     }
 }
 

@@ -106,6 +106,10 @@ pub enum StoreError {
     /// A stored value the code does not know (a status written by a newer version, say).
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
+    /// A write got no answer within `ALLIM_DB_WRITE_TIMEOUT`: it was abandoned, and whether
+    /// the database committed it is not known.
+    #[error("the database did not answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
 }
 
 impl StoreError {
@@ -122,7 +126,7 @@ impl StoreError {
                     "1040" | "1205" | "1213" | "2006" | "2013" | "40001" | "5" | "6"
                 ) || code.starts_with("08")
             }
-            StoreError::Db(_) => true,
+            StoreError::Db(_) | StoreError::Timeout(_) => true,
             StoreError::Corrupt(_) => false,
         }
     }
@@ -208,6 +212,8 @@ pub struct Store {
     iam: Option<(rds::MySqlTarget, std::sync::Arc<dyn rds::TokenSource>)>,
     /// SQLite on a file: the background checkpointer, kicked as transactions begin.
     checkpointer: Option<checkpoint::Checkpointer>,
+    /// `ALLIM_DB_WRITE_TIMEOUT`: the deadline of [`Store::commit_accepted`].
+    write_timeout: Duration,
 }
 
 /// A new time-ordered id.
@@ -269,6 +275,7 @@ impl Store {
                     pool: Pool::Sqlite(pool),
                     iam: None,
                     checkpointer,
+                    write_timeout: db.db_write_timeout,
                 })
             }
             Backend::MySql => {
@@ -301,6 +308,7 @@ impl Store {
                     pool: Pool::MySql(pool),
                     iam,
                     checkpointer: None,
+                    write_timeout: db.db_write_timeout,
                 })
             }
         }
@@ -411,6 +419,7 @@ impl Store {
             pool: Pool::Sqlite(pool),
             iam: None,
             checkpointer: None,
+            write_timeout: Duration::from_secs(10),
         };
         store.migrate().await.expect("migrations apply");
         store

@@ -195,15 +195,30 @@ pub fn contract_error_body(e: &ContractError) -> ErrorBody {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "database call failed");
-        ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into())
+        match e {
+            StoreError::Timeout(after) => timed_out(after),
+            _ => ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into()),
+        }
     }
 }
 
 impl From<AcceptError> for ApiError {
     fn from(e: AcceptError) -> Self {
         tracing::error!(error = %e, "accepting failed");
-        ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into())
+        match e.timed_out() {
+            Some(after) => timed_out(after),
+            None => ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into()),
+        }
     }
+}
+
+/// A write abandoned at `ALLIM_DB_WRITE_TIMEOUT`: whether it was committed is not known, so the
+/// answer does not say "nothing was stored".
+fn timed_out(after: std::time::Duration) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the database did not answer within {}; what was sent may have been stored: try again with the same idempotencyKey (without one, a retry may store it twice)",
+        humantime::format_duration(after)
+    ))
 }
 
 impl IntoResponse for ApiError {

@@ -734,3 +734,62 @@ async fn app_keeps_running_until_stopped() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     app.stop().await;
 }
+
+/// MariaDB stops answering without closing its connections (a network black hole): a send is
+/// answered 503 within `ALLIM_DB_WRITE_TIMEOUT`, saying it may have been stored — not held until
+/// the request timeout with nothing said, nor, behind it, the writer held until TCP gives up.
+/// Once the database answers again the same send (same key) is accepted, and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_is_a_503_within_the_write_timeout() {
+    use crate::helpers::{TestDb, spawn_on};
+    use crate::support::{FlakyProxy, eventually};
+    use std::time::Duration;
+
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let server = crate::sqs::url_lite::parse(&crate::helpers::mysql_server_url());
+    let upstream = tokio::net::lookup_host((server.host.as_str(), server.port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = FlakyProxy::start(upstream).await;
+    let db_name = test_db.url.rsplit('/').next().unwrap().to_string();
+    let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
+    let app = spawn_on(
+        &via_proxy,
+        |c| {
+            c.db.db_write_timeout = Duration::from_secs(1);
+            c.db.db_acquire_timeout = Duration::from_millis(500);
+        },
+        |b| b,
+    )
+    .await;
+    let send = |key: &'static str| json!({"notificationType": "APP_NOTIFICATION", "userId": "u1", "title": key, "idempotencyKey": key});
+    let (s, b) = json(app.post("/v1/notifications", &send("before")).await).await;
+    assert_eq!(s, 202, "{b}");
+
+    proxy.set_silent(true);
+    let (s, b) = json(app.post("/v1/notifications", &send("during")).await).await;
+    assert_eq!(s, 503, "{b}");
+    let message = b["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("did not answer within 1s") && message.contains("may have been stored"),
+        "{b}"
+    );
+
+    proxy.set_silent(false);
+    eventually(
+        Duration::from_secs(30),
+        "the same send is accepted once the database answers",
+        || async { app.post("/v1/notifications", &send("during")).await.status() == 202 },
+    )
+    .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM deliveries WHERE idempotency_key = 'during'")
+            .await,
+        1,
+        "stored once"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM deliveries").await, 2);
+    app.stop().await;
+}

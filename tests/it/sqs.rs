@@ -540,7 +540,7 @@ async fn sigterm_mid_stream_loses_nothing() {
 }
 
 /// Minimal parsing of `mysql://user[:pass]@host:port`.
-mod url_lite {
+pub(crate) mod url_lite {
     pub struct Server {
         pub userinfo: String,
         pub host: String,

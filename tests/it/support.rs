@@ -165,10 +165,13 @@ where
 }
 
 /// A TCP proxy in front of a server that a test can take down (closing every connection
-/// and refusing new ones) and bring back.
+/// and refusing new ones) and bring back, or make silent: connections, old and new, stay open
+/// but nothing passes either way (a network black hole) until it speaks again, when the
+/// connections held silent are closed.
 pub struct FlakyProxy {
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
+    silent: watch::Sender<bool>,
 }
 
 impl FlakyProxy {
@@ -176,6 +179,7 @@ impl FlakyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (up, rx) = watch::channel(true);
+        let (silent, quiet) = watch::channel(false);
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -186,22 +190,38 @@ impl FlakyProxy {
                     continue;
                 }
                 let mut rx = rx.clone();
+                let mut quiet = quiet.clone();
                 tokio::spawn(async move {
+                    let silent_now = *quiet.borrow();
+                    if silent_now {
+                        let _ = quiet.wait_for(|silent| !*silent).await;
+                        drop(inbound);
+                        return;
+                    }
                     let Ok(mut outbound) = TcpStream::connect(upstream).await else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = rx.wait_for(|up| !*up) => {}
+                    let silenced = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                        _ = rx.wait_for(|up| !*up) => false,
+                        r = quiet.wait_for(|silent| *silent) => r.is_ok(),
+                    };
+                    if silenced {
+                        // Both sockets stay open, untouched, until the proxy speaks again.
+                        let _ = quiet.wait_for(|silent| !*silent).await;
                     }
                 });
             }
         });
-        FlakyProxy { addr, up }
+        FlakyProxy { addr, up, silent }
     }
 
     pub fn set_up(&self, up: bool) {
         self.up.send_replace(up);
+    }
+
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.send_replace(silent);
     }
 }
 

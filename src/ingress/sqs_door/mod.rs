@@ -588,9 +588,12 @@ fn sent(e: &SendEntry, message_id: String) -> Sent {
 
 fn not_stored(e: &crate::accept::AcceptError) -> Fault {
     tracing::warn!(error = %e, "sqs door: could not store; the producer is told to retry");
-    Fault::unavailable(format!(
-        "allim could not store the message ({e}); nothing was stored, retry."
-    ))
+    let stored = if e.timed_out().is_some() {
+        "it may have been stored (as SQS, delivery is at least once)"
+    } else {
+        "nothing was stored"
+    };
+    Fault::unavailable(format!("allim could not store the message ({e}); {stored}, retry."))
 }
 
 /// The access key id a request claims, masked, for the log.
