@@ -197,7 +197,7 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, "database call failed");
         match e {
             StoreError::Timeout(after) => timed_out(after),
-            _ => ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into()),
+            _ => database_unavailable(),
         }
     }
 }
@@ -207,9 +207,14 @@ impl From<AcceptError> for ApiError {
         tracing::error!(error = %e, "accepting failed");
         match e.timed_out() {
             Some(after) => timed_out(after),
-            None => ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into()),
+            None => database_unavailable(),
         }
     }
+}
+
+/// The database could not be reached or was too busy: nothing was stored.
+fn database_unavailable() -> ApiError {
+    ApiError::Unavailable("the database is unavailable; nothing was stored, try again".into())
 }
 
 /// A write abandoned at `ALLIM_DB_WRITE_TIMEOUT`: whether it was committed is not known, so the

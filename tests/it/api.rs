@@ -746,15 +746,7 @@ async fn a_database_that_stops_answering_is_a_503_within_the_write_timeout() {
     use std::time::Duration;
 
     let test_db = TestDb::new(Db::MariaDb).await;
-    let server = crate::sqs::url_lite::parse(&crate::helpers::mysql_server_url());
-    let upstream = tokio::net::lookup_host((server.host.as_str(), server.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = FlakyProxy::start(upstream).await;
-    let db_name = test_db.url.rsplit('/').next().unwrap().to_string();
-    let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
+    let (proxy, via_proxy) = FlakyProxy::in_front_of(&test_db.url).await;
     // The send meets the silence in the pool's check of an idle connection (a ping), in a new
     // connection's handshake, or in its statements, depending on what the background tasks
     // hold at that moment; the write deadline (1 s) is below the connection wait (5 s, the

@@ -317,15 +317,7 @@ async fn fifo_group_order_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_down_then_back_loses_nothing() {
     let test_db = TestDb::new(Db::MariaDb).await;
-    let server: url_lite::Server = url_lite::parse(&crate::helpers::mysql_server_url());
-    let upstream = tokio::net::lookup_host((server.host.as_str(), server.port))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = FlakyProxy::start(upstream).await;
-    let db_name = test_db.url.rsplit('/').next().unwrap().to_string();
-    let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
+    let (proxy, via_proxy) = FlakyProxy::in_front_of(&test_db.url).await;
     let client = sqs_client();
     let queue = create_queue(&client, false).await;
     let app = consumer_with(&via_proxy, &queue, |c| {
@@ -537,26 +529,6 @@ async fn sigterm_mid_stream_loses_nothing() {
     );
     assert_eq!(queue_depth(&client, &queue).await, 0);
     store.close().await;
-}
-
-/// Minimal parsing of `mysql://user[:pass]@host:port`.
-pub(crate) mod url_lite {
-    pub struct Server {
-        pub userinfo: String,
-        pub host: String,
-        pub port: u16,
-    }
-
-    pub fn parse(url: &str) -> Server {
-        let rest = url.split_once("://").unwrap().1.trim_end_matches('/');
-        let (userinfo, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
-        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
-        Server {
-            userinfo: userinfo.to_string(),
-            host: host.to_string(),
-            port: port.parse().unwrap(),
-        }
-    }
 }
 
 /// One oversized value in a batch on MariaDB (strict SQL mode): the message is stored as

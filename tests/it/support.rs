@@ -216,12 +216,47 @@ impl FlakyProxy {
         FlakyProxy { addr, up, silent }
     }
 
+    /// A proxy in front of the MariaDB server the tests use, and the URL of `test_db_url`'s
+    /// database through it.
+    pub async fn in_front_of(test_db_url: &str) -> (FlakyProxy, String) {
+        let server = url_lite::parse(&crate::helpers::mysql_server_url());
+        let upstream = tokio::net::lookup_host((server.host.as_str(), server.port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = FlakyProxy::start(upstream).await;
+        let db_name = test_db_url.rsplit('/').next().unwrap();
+        let via_proxy = format!("mysql://{}@{}/{db_name}", server.userinfo, proxy.addr);
+        (proxy, via_proxy)
+    }
+
     pub fn set_up(&self, up: bool) {
         self.up.send_replace(up);
     }
 
     pub fn set_silent(&self, silent: bool) {
         self.silent.send_replace(silent);
+    }
+}
+
+/// Minimal parsing of `mysql://user[:pass]@host:port`.
+mod url_lite {
+    pub struct Server {
+        pub userinfo: String,
+        pub host: String,
+        pub port: u16,
+    }
+
+    pub fn parse(url: &str) -> Server {
+        let rest = url.split_once("://").unwrap().1.trim_end_matches('/');
+        let (userinfo, hostport) = rest.rsplit_once('@').unwrap_or(("root", rest));
+        let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+        Server {
+            userinfo: userinfo.to_string(),
+            host: host.to_string(),
+            port: port.parse().unwrap(),
+        }
     }
 }
 
