@@ -66,11 +66,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rules(RulesCommand::Test { rules, alarms }) => rules_test(&cli.config, &rules, &alarms),
         Command::Serve => {
+            // The signal handlers are in place before start-up begins (`biased`: polled first).
+            // A SIGTERM while starting (connecting to a database that does not answer, say)
+            // then stops allim with exit 0 instead of killing it by the signal's default action.
+            let mut signal = Box::pin(shutdown_signal());
             // Application::build validates the configuration.
-            let app = Application::build(cli.config).await?;
+            let app = tokio::select! {
+                biased;
+                () = &mut signal => {
+                    tracing::info!("stopped while starting");
+                    return Ok(());
+                }
+                app = Application::build(cli.config) => app?,
+            };
             let token = app.shutdown_token();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signal.await;
                 token.cancel();
             });
             app.run_until_stopped().await

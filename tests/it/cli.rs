@@ -124,6 +124,52 @@ fn sigterm_stops_allim_whose_log_pipes_are_closed() {
     assert!(status.success(), "{status}");
 }
 
+/// SIGTERM while allim is still starting — here connecting to a database that accepts the
+/// connection and never answers — stops it with exit 0, as a deploy expects, instead of killing
+/// it by the signal's default action (exit by signal 15: the handlers came after start-up).
+#[test]
+fn sigterm_while_starting_stops_allim_cleanly() {
+    let silent_db = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("mysql://root@{}/allim", silent_db.local_addr().unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_allim"))
+        .env_clear()
+        .envs([
+            ("ALLIM_LOG_FORMAT", "json"),
+            ("DATABASE_URL", url.as_str()),
+            ("ALLIM_DB_ACQUIRE_TIMEOUT", "60s"),
+            ("ALLIM_LISTEN", "127.0.0.1:0"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // allim is inside start-up once it has connected to the database (it then waits for a
+    // greeting that never comes).
+    let (_connection, _) = silent_db.accept().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait().unwrap());
+    });
+    let Ok(status) = exit.recv_timeout(std::time::Duration::from_secs(20)) else {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        panic!("allim did not stop within 20 s of SIGTERM while starting");
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut log).unwrap();
+    assert!(status.success(), "{status}; log: {log}");
+    assert!(
+        log.contains("SIGTERM: shutting down") && log.contains("stopped while starting"),
+        "{log}"
+    );
+}
+
 /// Secure by default: without tokens allim will not serve /v1 on a non-loopback address.
 #[test]
 fn refuses_to_listen_open_on_the_network() {
