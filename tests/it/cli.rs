@@ -111,7 +111,13 @@ fn sigterm_stops_allim_whose_log_pipes_are_closed() {
         .status()
         .unwrap();
     assert!(killed.success());
-    // Waits for the exit itself (on a thread of its own), not in polls.
+    let status = exit_within_20s(child, "with its log pipes closed");
+    assert!(status.success(), "{status}");
+}
+
+/// Waits for the exit itself (on a thread of its own), not in polls; past 20 s the child is
+/// killed and the test fails, naming `when`.
+fn exit_within_20s(mut child: std::process::Child, when: &str) -> std::process::ExitStatus {
     let pid = child.id();
     let (exited, exit) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -119,9 +125,9 @@ fn sigterm_stops_allim_whose_log_pipes_are_closed() {
     });
     let Ok(status) = exit.recv_timeout(std::time::Duration::from_secs(20)) else {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        panic!("allim did not stop within 20 s of SIGTERM with its log pipes closed");
+        panic!("allim did not stop within 20 s of SIGTERM {when}");
     };
-    assert!(status.success(), "{status}");
+    status
 }
 
 /// SIGTERM while allim is still starting — here connecting to a database that accepts the
@@ -151,16 +157,8 @@ fn sigterm_while_starting_stops_allim_cleanly() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let pid = child.id();
     let mut stdout = child.stdout.take().unwrap();
-    let (exited, exit) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = exited.send(child.wait().unwrap());
-    });
-    let Ok(status) = exit.recv_timeout(std::time::Duration::from_secs(20)) else {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        panic!("allim did not stop within 20 s of SIGTERM while starting");
-    };
+    let status = exit_within_20s(child, "while starting");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut log).unwrap();
     assert!(status.success(), "{status}; log: {log}");
