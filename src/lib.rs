@@ -453,14 +453,25 @@ impl Application {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
             if let Some(d) = &dispatcher {
-                d.release().await;
+                // Bounded: with the database down each give-back waits out the pool's
+                // connection wait, and the grace is already spent.
+                let _ = tokio::time::timeout(AFTER_GRACE, d.release()).await;
             }
         }
-        store.close().await;
+        // Closing waits for every connection to come back to the pool; one stuck on a database
+        // that stopped answering would hold the exit until TCP gives up.
+        if tokio::time::timeout(AFTER_GRACE, store.close()).await.is_err() {
+            tracing::warn!("the database connections did not close in time; exiting without them");
+        }
         tracing::info!("allim stopped");
         result
     }
 }
+
+/// The most each of the two last steps of a stop may take past the grace: giving back leases
+/// of the work the grace cut short, and closing the database connections. With the largest
+/// grace the deploy template allows (110 s), both fit inside ECS's 120 s stop timeout.
+const AFTER_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

@@ -173,9 +173,8 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "dispatcher: could not give back leases; they expire by themselves")
             }
         }
-        for lane in &self.lanes {
-            lane.release(now).await;
-        }
+        // All at once: with the database down each waits out the pool's connection wait.
+        futures::future::join_all(self.lanes.iter().map(|lane| lane.release(now))).await;
     }
 }
 

@@ -782,3 +782,33 @@ async fn a_database_that_stops_answering_is_a_503_within_the_write_timeout() {
     assert_eq!(app.count("SELECT COUNT(*) FROM deliveries").await, 2);
     app.stop().await;
 }
+
+/// The database goes away (connections closed, new ones refused), then allim is stopped: it
+/// exits within its grace plus the few seconds it allows itself after it, not after one
+/// connection wait per channel lane on top (seven of 5 s) and a pool that waits for
+/// connections that will not come back. ECS kills a task 120 s after SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_with_the_database_gone_ends_soon_after_the_grace() {
+    use crate::helpers::{TestDb, spawn_on};
+    use crate::support::FlakyProxy;
+    use std::time::Duration;
+
+    let test_db = TestDb::new(Db::MariaDb).await;
+    let (proxy, via_proxy) = FlakyProxy::in_front_of(&test_db.url).await;
+    let app = spawn_on(&via_proxy, |c| c.shutdown_grace = Duration::from_secs(1), |b| b).await;
+    let (s, b) = json(
+        app.post(
+            "/v1/notifications",
+            &json!({"notificationType": "APP_NOTIFICATION", "userId": "u1", "title": "t"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    proxy.close();
+    // Grace 1 s, then at most 4 s to give back leases and 4 s to close; 20 s is ample for that,
+    // and short of 1 s + seven sequential 5 s connection waits.
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .expect("allim stopped within 20 s with its database gone");
+}

@@ -172,6 +172,7 @@ pub struct FlakyProxy {
     pub addr: SocketAddr,
     up: watch::Sender<bool>,
     silent: watch::Sender<bool>,
+    closed: watch::Sender<bool>,
 }
 
 impl FlakyProxy {
@@ -180,9 +181,15 @@ impl FlakyProxy {
         let addr = listener.local_addr().unwrap();
         let (up, rx) = watch::channel(true);
         let (silent, quiet) = watch::channel(false);
+        let (closed, mut gone) = watch::channel(false);
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // Closed for good: the listener goes, and a connection attempt is refused.
+                    _ = gone.wait_for(|closed| *closed) => return,
+                };
+                let Ok((mut inbound, _)) = accepted else {
                     return;
                 };
                 if !*rx.borrow() {
@@ -213,7 +220,12 @@ impl FlakyProxy {
                 });
             }
         });
-        FlakyProxy { addr, up, silent }
+        FlakyProxy {
+            addr,
+            up,
+            silent,
+            closed,
+        }
     }
 
     /// A proxy in front of the MariaDB server the tests use, and the URL of `test_db_url`'s
@@ -233,6 +245,13 @@ impl FlakyProxy {
 
     pub fn set_up(&self, up: bool) {
         self.up.send_replace(up);
+    }
+
+    /// Gone for good: every connection closed and the port no longer listening, so a new
+    /// connection is refused (as when a database host goes away).
+    pub fn close(&self) {
+        self.up.send_replace(false);
+        self.closed.send_replace(true);
     }
 
     pub fn set_silent(&self, silent: bool) {
