@@ -4,12 +4,25 @@
 use std::process::Command;
 
 fn allim(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    allim_command(env).args(args).output().expect("run allim")
+}
+
+/// The binary with only `env` (and JSON logs) in its environment.
+fn allim_command(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_allim"));
-    cmd.args(args).env_clear().env("ALLIM_LOG_FORMAT", "json");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run allim")
+    cmd.env_clear()
+        .env("ALLIM_LOG_FORMAT", "json")
+        .envs(env.iter().copied());
+    cmd
+}
+
+/// `allim serve` with only `env`, its output piped to the test.
+fn spawn_serving(env: &[(&str, &str)]) -> std::process::Child {
+    allim_command(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start allim")
 }
 
 #[test]
@@ -83,18 +96,11 @@ fn sigterm_stops_allim_whose_log_pipes_are_closed() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_allim"))
-        .env_clear()
-        .envs([
-            ("ALLIM_LOG_FORMAT", "json"),
-            ("DATABASE_URL", url.as_str()),
-            ("ALLIM_LISTEN", "127.0.0.1:0"),
-            ("ALLIM_SHUTDOWN_GRACE", "2s"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serving(&[
+        ("DATABASE_URL", url.as_str()),
+        ("ALLIM_LISTEN", "127.0.0.1:0"),
+        ("ALLIM_SHUTDOWN_GRACE", "2s"),
+    ]);
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     while !line.contains("allim ready") {
@@ -137,18 +143,11 @@ fn exit_within_20s(mut child: std::process::Child, when: &str) -> std::process::
 fn sigterm_while_starting_stops_allim_cleanly() {
     let silent_db = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("mysql://root@{}/allim", silent_db.local_addr().unwrap());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_allim"))
-        .env_clear()
-        .envs([
-            ("ALLIM_LOG_FORMAT", "json"),
-            ("DATABASE_URL", url.as_str()),
-            ("ALLIM_DB_ACQUIRE_TIMEOUT", "60s"),
-            ("ALLIM_LISTEN", "127.0.0.1:0"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serving(&[
+        ("DATABASE_URL", url.as_str()),
+        ("ALLIM_DB_ACQUIRE_TIMEOUT", "60s"),
+        ("ALLIM_LISTEN", "127.0.0.1:0"),
+    ]);
     // allim is inside start-up once it has connected to the database (it then waits for a
     // greeting that never comes).
     let (_connection, _) = silent_db.accept().unwrap();
